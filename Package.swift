@@ -1,0 +1,129 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "Veneer",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "veneerd", targets: ["veneerd"]),
+        .executable(name: "veneer", targets: ["veneer"]),
+        .executable(name: "veneer-bench", targets: ["veneer-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Domain core: model, rules, filters, mount planning. Pure Swift.
+        .target(name: "VeneerCore", swiftSettings: strict),
+        // Metadata store on SQLite.
+        .target(
+            name: "VeneerStore",
+            dependencies: ["VeneerCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        // The only code that talks to libc and system C libraries.
+        .target(name: "CVeneerOS"),
+        .target(name: "VeneerOS", dependencies: ["CVeneerOS"], swiftSettings: strict),
+        // Snapshot lifecycle: ties the core rules, the store and the file system together.
+        .target(
+            name: "VeneerSnapshotter",
+            dependencies: [
+                "VeneerCore", "VeneerStore", "VeneerOS",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // HTTP routes, JSON bodies, error mapping.
+        .target(
+            name: "VeneerAPI",
+            dependencies: [
+                "VeneerCore", "VeneerSnapshotter",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Daemon wiring: configuration, start-up checks, server lifecycle.
+        .target(
+            name: "VeneerDaemon",
+            dependencies: [
+                "VeneerCore", "VeneerOS", "VeneerSnapshotter", "VeneerAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strict
+        ),
+        // Client for the daemon's socket, used by the CLI, the benchmark and the tests.
+        .target(
+            name: "VeneerClient",
+            dependencies: [
+                "VeneerCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "veneerd",
+            dependencies: [
+                "VeneerDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "veneer",
+            dependencies: [
+                "VeneerCore", "VeneerClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "veneer-bench",
+            dependencies: [
+                "VeneerCore", "VeneerClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "VeneerCoreTests", dependencies: ["VeneerCore"], swiftSettings: strict),
+        .testTarget(name: "VeneerStoreTests", dependencies: ["VeneerStore", "VeneerCore"], swiftSettings: strict),
+        .testTarget(name: "VeneerOSTests", dependencies: ["VeneerOS"], swiftSettings: strict),
+        .testTarget(
+            name: "VeneerSnapshotterTests",
+            dependencies: ["VeneerSnapshotter", "VeneerCore", "VeneerOS"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "VeneerAPITests",
+            dependencies: [
+                "VeneerAPI", "VeneerCore", "VeneerSnapshotter",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "VeneerCore", "VeneerClient", "VeneerOS",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,83 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import VeneerCore
+
+extension VeneerError.Code {
+    /// HTTP status of each error code.
+    public var httpStatus: HTTPResponse.Status {
+        switch self {
+        case .invalidArgument: .badRequest
+        case .notFound: .notFound
+        case .alreadyExists: .conflict
+        case .failedPrecondition: .conflict
+        case .resourceExhausted: .init(code: 507, reasonPhrase: "Insufficient Storage")
+        case .unavailable: .serviceUnavailable
+        case .internal: .internalServerError
+        case .payloadTooLarge: .contentTooLarge
+        case .unsupportedMediaType: .unsupportedMediaType
+        }
+    }
+}
+
+enum JSON {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try encoder.encode(value)
+        var buffer = ByteBufferAllocator().buffer(capacity: data.count + 1)
+        buffer.writeBytes(data)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        return Response(
+            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+    }
+
+    static func error(_ error: VeneerError) -> Response {
+        let body = ErrorResponse(code: error.code.rawValue, message: error.message)
+        // Encoding two strings cannot fail; fall back to a fixed body all the same.
+        if let response = try? response(body, status: error.code.httpStatus) {
+            return response
+        }
+        return Response(status: .internalServerError)
+    }
+}
+
+/// Turns every error a handler throws into the `{"error": {"code", "message"}}` body,
+/// and answers unknown routes and methods in the same shape.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as VeneerError {
+            if error.code == .internal {
+                context.logger.error("internal error", metadata: ["error": "\(error.message)"])
+            }
+            return JSON.error(error)
+        } catch let error as HTTPError where error.status == .notFound {
+            return JSON.error(.notFound(
+                "no route for \(request.method) \(request.uri.path); see api/openapi.yaml for the endpoints"))
+        } catch is NIOTooManyBytesError {
+            return JSON.error(.init(.payloadTooLarge, "request body is larger than 1 MiB; send a smaller body"))
+        } catch let error as HTTPResponseError {
+            let code: VeneerError.Code =
+                switch error.status.code {
+                case 413: .payloadTooLarge
+                case 415: .unsupportedMediaType
+                case 400..<500: .invalidArgument
+                case 503: .unavailable
+                default: .internal
+                }
+            return JSON.error(.init(code, "request failed: \(error.status)"))
+        } catch {
+            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
+            return JSON.error(.internal("unexpected error: \(error)"))
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import VeneerCore
+
+/// Largest request body accepted.
+public let maxRequestBodyBytes = 1 << 20
+
+enum RequestDecoding {
+    /// Reads and decodes a JSON body. Bodies over 1 MiB, other media types, malformed
+    /// JSON, wrong types and unknown fields are rejected with a 4xx error.
+    static func body<T: Decodable>(_ type: T.Type, from request: Request, what: String) async throws -> T {
+        if let contentType = request.headers[.contentType] {
+            let mediaType = contentType.split(separator: ";").first.map {
+                $0.trimmingCharacters(in: .whitespaces).lowercased()
+            }
+            if mediaType != "application/json" {
+                throw VeneerError(
+                    .unsupportedMediaType,
+                    "\(what) must be JSON, not \(contentType); send Content-Type: application/json")
+            }
+        }
+        var request = request
+        let buffer = try await request.collectBody(upTo: maxRequestBodyBytes)
+        if buffer.readableBytes == 0 {
+            throw VeneerError.invalidArgument("\(what) needs a JSON body")
+        }
+        if request.headers[.contentType] == nil {
+            throw VeneerError(
+                .unsupportedMediaType, "\(what) has no Content-Type; send Content-Type: application/json")
+        }
+        let bytes = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
+        } catch let error as VeneerError {
+            throw error
+        } catch let error as DecodingError {
+            throw VeneerError.invalidArgument("\(what) is not valid: \(describe(error))")
+        } catch {
+            throw VeneerError.invalidArgument("\(what) is not valid JSON: \(error)")
+        }
+    }
+
+    /// Rejects a body on requests that take none.
+    static func noBody(_ request: Request, what: String) async throws {
+        var request = request
+        let buffer = try await request.collectBody(upTo: maxRequestBodyBytes)
+        if buffer.readableBytes > 0 {
+            throw VeneerError.invalidArgument("\(what) takes no body")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            codingPath.isEmpty ? "the body" : "field " + codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = context.codingPath.isEmpty ? "" : " of \(path(context.codingPath))"
+            return "missing field \(quoted(key.stringValue))\(parent)"
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)) must be \(typeName(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)) must be \(typeName(type)), not null"
+        case .dataCorrupted(let context):
+            if let underlying = context.underlyingError as? VeneerError { return underlying.message }
+            if context.codingPath.isEmpty {
+                return "malformed JSON (\(context.debugDescription))"
+            }
+            return "\(path(context.codingPath)) is invalid: \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is [String].Type: "an array of strings"
+        case is [String: String].Type: "an object of strings"
+        case is Bool.Type: "a boolean"
+        case is Int.Type, is Int64.Type: "an integer"
+        default: "of type \(type)"
+        }
+    }
+
+    /// Decodes the `{key}` path segment strictly.
+    static func key(_ context: some RequestContext) throws -> String {
+        guard let raw = context.parameters.get("key") else {
+            throw VeneerError.invalidArgument("the request names no snapshot key")
+        }
+        let key = try PathSegment.decode(Substring(raw))
+        try Rules.validateKey(key)
+        return key
+    }
+
+    /// Parses the query string strictly: each name must be in `allowed`; values are
+    /// percent-decoded (`+` stays a plus sign).
+    static func query(_ request: Request, allowed: Set<String>) throws -> [(String, String)] {
+        guard let query = request.uri.query, !query.isEmpty else { return [] }
+        var result: [(String, String)] = []
+        for part in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = try PathSegment.decode(pieces[0])
+            let value = pieces.count > 1 ? try PathSegment.decode(pieces[1]) : ""
+            guard allowed.contains(name) else {
+                let known = allowed.isEmpty ? "this endpoint takes no query parameters" : "known: \(allowed.sorted().joined(separator: ", "))"
+                throw VeneerError.invalidArgument("unknown query parameter \(quoted(name)); \(known)")
+            }
+            result.append((name, value))
+        }
+        return result
+    }
+}

@@ -1,0 +1,234 @@
+// JSON bodies of the HTTP API (v1), shared by the daemon and its clients.
+// `api/openapi.yaml` is the contract; these types follow it field for field.
+
+/// Decoding helper: rejects fields that the type does not know.
+public struct AnyCodingKey: CodingKey, Sendable {
+    public var stringValue: String
+    public var intValue: Int?
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
+
+extension Decoder {
+    /// Throws when the JSON object holds a field outside `known`.
+    public func rejectUnknownFields(_ known: Set<String>, in object: String) throws {
+        let container = try self.container(keyedBy: AnyCodingKey.self)
+        for key in container.allKeys where !known.contains(key.stringValue) {
+            throw VeneerError.invalidArgument(
+                "unknown field \(quoted(key.stringValue)) in \(object); known fields: \(known.sorted().joined(separator: ", "))")
+        }
+    }
+}
+
+/// `POST /v1/snapshots`
+public struct PrepareRequest: Sendable, Equatable, Codable {
+    public var key: String
+    public var parent: String?
+    /// `active` (default) or `view`.
+    public var kind: SnapshotKind?
+    public var labels: [String: String]?
+
+    public init(key: String, parent: String? = nil, kind: SnapshotKind? = nil, labels: [String: String]? = nil) {
+        self.key = key
+        self.parent = parent
+        self.kind = kind
+        self.labels = labels
+    }
+
+    enum CodingKeys: String, CodingKey { case key, parent, kind, labels }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownFields(["key", "parent", "kind", "labels"], in: "the prepare request")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        key = try c.decode(String.self, forKey: .key)
+        parent = try c.decodeIfPresent(String.self, forKey: .parent)
+        kind = try c.decodeIfPresent(SnapshotKind.self, forKey: .kind)
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+    }
+}
+
+/// Answer to `POST /v1/snapshots`.
+public struct PrepareResponse: Sendable, Equatable, Codable {
+    public var snapshot: SnapshotInfo
+    public var mounts: [Mount]
+
+    public init(snapshot: SnapshotInfo, mounts: [Mount]) {
+        self.snapshot = snapshot
+        self.mounts = mounts
+    }
+}
+
+/// `POST /v1/snapshots/{key}/commit`
+public struct CommitRequest: Sendable, Equatable, Codable {
+    public var name: String
+    public var labels: [String: String]?
+
+    public init(name: String, labels: [String: String]? = nil) {
+        self.name = name
+        self.labels = labels
+    }
+
+    enum CodingKeys: String, CodingKey { case name, labels }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownFields(["name", "labels"], in: "the commit request")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+    }
+}
+
+/// `PATCH /v1/snapshots/{key}`
+public struct UpdateRequest: Sendable, Equatable, Codable {
+    public var labels: [String: String]
+    public var fieldpaths: [String]?
+
+    public init(labels: [String: String], fieldpaths: [String]? = nil) {
+        self.labels = labels
+        self.fieldpaths = fieldpaths
+    }
+
+    enum CodingKeys: String, CodingKey { case labels, fieldpaths }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownFields(["labels", "fieldpaths"], in: "the update request")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
+        fieldpaths = try c.decodeIfPresent([String].self, forKey: .fieldpaths)
+    }
+}
+
+/// Answer to `GET /v1/snapshots`.
+public struct ListResponse: Sendable, Equatable, Codable {
+    public var snapshots: [SnapshotInfo]
+    public init(snapshots: [SnapshotInfo]) { self.snapshots = snapshots }
+}
+
+/// Answer to `GET /v1/snapshots/{key}/mounts`.
+public struct MountsResponse: Sendable, Equatable, Codable {
+    public var mounts: [Mount]
+    public init(mounts: [Mount]) { self.mounts = mounts }
+}
+
+/// Answer to `POST /v1/cleanup`.
+public struct CleanupResponse: Sendable, Equatable, Codable {
+    /// Directories removed.
+    public var removed: Int
+    public var reclaimedBytes: Int64
+
+    public init(removed: Int, reclaimedBytes: Int64) {
+        self.removed = removed
+        self.reclaimedBytes = reclaimedBytes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case removed
+        case reclaimedBytes = "reclaimed_bytes"
+    }
+}
+
+/// Answer to `GET /v1/status`.
+public struct StatusResponse: Sendable, Equatable, Codable {
+    public var version: String
+    public var root: String
+    public var socket: String
+    public var snapshots: KindCounts
+    public var uptimeSeconds: Double
+
+    public init(version: String, root: String, socket: String, snapshots: KindCounts, uptimeSeconds: Double) {
+        self.version = version
+        self.root = root
+        self.socket = socket
+        self.snapshots = snapshots
+        self.uptimeSeconds = uptimeSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, root, socket, snapshots
+        case uptimeSeconds = "uptime_seconds"
+    }
+}
+
+/// Number of snapshots of each kind.
+public struct KindCounts: Sendable, Equatable, Codable {
+    public var active: Int
+    public var view: Int
+    public var committed: Int
+    public var total: Int { active + view + committed }
+
+    public init(active: Int = 0, view: Int = 0, committed: Int = 0) {
+        self.active = active
+        self.view = view
+        self.committed = committed
+    }
+}
+
+/// Body of every error answer: `{"error": {"code", "message"}}`.
+public struct ErrorResponse: Sendable, Equatable, Codable {
+    public struct Body: Sendable, Equatable, Codable {
+        public var code: String
+        public var message: String
+        public init(code: String, message: String) {
+            self.code = code
+            self.message = message
+        }
+    }
+
+    public var error: Body
+    public init(code: String, message: String) { self.error = Body(code: code, message: message) }
+}
+
+/// Percent-encoding of a key as one path segment: everything but ASCII letters,
+/// digits, `-`, `_` and `~` is encoded, so `.`, `..` and `/` survive any client.
+public enum PathSegment {
+    public static func encode(_ key: String) -> String {
+        var out = ""
+        out.reserveCapacity(key.utf8.count)
+        let hex = Array("0123456789ABCDEF".utf8)
+        for byte in key.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(UnicodeScalar(byte))
+            default:
+                out.unicodeScalars.append("%")
+                out.unicodeScalars.append(UnicodeScalar(hex[Int(byte >> 4)]))
+                out.unicodeScalars.append(UnicodeScalar(hex[Int(byte & 0xF)]))
+            }
+        }
+        return out
+    }
+
+    /// Strict decoding: malformed escapes and invalid UTF-8 are errors.
+    public static func decode(_ segment: Substring) throws(VeneerError) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(segment.utf8.count)
+        var it = segment.utf8.makeIterator()
+        func hexValue(_ c: UInt8?) -> UInt8? {
+            guard let c else { return nil }
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        while let c = it.next() {
+            if c == UInt8(ascii: "%") {
+                guard let hi = hexValue(it.next()), let lo = hexValue(it.next()) else {
+                    throw .invalidArgument("malformed percent-encoding in path segment \(quoted(String(segment)))")
+                }
+                bytes.append(hi << 4 | lo)
+            } else {
+                bytes.append(c)
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw .invalidArgument("key in path segment \(quoted(String(segment))) is not valid UTF-8")
+        }
+        return text
+    }
+}

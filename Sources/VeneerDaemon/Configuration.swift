@@ -1,0 +1,139 @@
+import Foundation
+import Logging
+import TOMLKit
+import VeneerCore
+import VeneerOS
+
+/// Settings of the daemon. Built from defaults, then the TOML file, then flags.
+public struct DaemonConfiguration: Sendable, Equatable {
+    public static let defaultRoot = "/var/lib/veneer"
+    public static let defaultSocket = "/run/veneer/veneer.sock"
+    public static let defaultConfigFile = "/etc/veneer/veneerd.toml"
+
+    public var root: String = defaultRoot
+    public var socket: String = defaultSocket
+    public var logLevel: Logger.Level = .info
+
+    public init() {}
+
+    /// Settings that the file may hold; every field optional, unknown fields rejected.
+    struct File: Decodable {
+        var root: String?
+        var socket: String?
+        var log_level: String?
+    }
+
+    /// Command-line values; nil where the flag was not given.
+    public struct Overrides: Sendable {
+        public var root: String?
+        public var socket: String?
+        public var logLevel: String?
+        public init(root: String? = nil, socket: String? = nil, logLevel: String? = nil) {
+            self.root = root
+            self.socket = socket
+            self.logLevel = logLevel
+        }
+    }
+
+    /// Loads the configuration. The default file is optional; a file named on the
+    /// command line must exist.
+    public static func load(file: String?, overrides: Overrides) throws(StartupError) -> DaemonConfiguration {
+        var config = DaemonConfiguration()
+        let path = file ?? defaultConfigFile
+        if FileSystem.entryType(path) != .missing || file != nil {
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw .configuration("cannot read configuration file \(path): \(error.localizedDescription)")
+            }
+            try config.apply(try parse(text, path: path), path: path)
+        }
+        if let root = overrides.root { config.root = root }
+        if let socket = overrides.socket { config.socket = socket }
+        if let level = overrides.logLevel { config.logLevel = try parseLevel(level, source: "--log-level") }
+        try config.validate()
+        return config
+    }
+
+    static func parse(_ text: String, path: String) throws(StartupError) -> File {
+        do {
+            return try TOMLDecoder(strictDecoding: true).decode(File.self, from: text)
+        } catch let error as TOMLParseError {
+            throw .configuration("configuration file \(path) is not valid TOML: \(error.debugDescription)")
+        } catch let error as UnexpectedKeysError {
+            let keys = error.keys.keys.sorted().joined(separator: ", ")
+            throw .configuration("configuration file \(path) has unknown settings: \(keys); known: root, socket, log_level")
+        } catch let error as DecodingError {
+            throw .configuration("configuration file \(path): \(describe(error))")
+        } catch {
+            throw .configuration("configuration file \(path): \(error)")
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return "setting \(field) has the wrong type (\(context.debugDescription))"
+        case .keyNotFound(let key, _):
+            return "missing setting \(key.stringValue)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    mutating func apply(_ file: File, path: String) throws(StartupError) {
+        if let root = file.root { self.root = root }
+        if let socket = file.socket { self.socket = socket }
+        if let level = file.log_level { self.logLevel = try Self.parseLevel(level, source: "log_level in \(path)") }
+    }
+
+    static func parseLevel(_ text: String, source: String) throws(StartupError) -> Logger.Level {
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            let known = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            throw .configuration("\(source): unknown log level \(quoted(text)); use one of \(known)")
+        }
+        return level
+    }
+
+    func validate() throws(StartupError) {
+        guard root.hasPrefix("/") else {
+            throw .configuration("state root \(quoted(root)) must be an absolute path")
+        }
+        // Layer paths end up in overlay mount options, where these characters are separators.
+        if let bad = root.first(where: { $0 == ":" || $0 == "," || $0 == "\n" }) {
+            throw .configuration("state root \(quoted(root)) contains \(quoted(String(bad))), which overlay mount options cannot carry; choose another path")
+        }
+        guard socket.hasPrefix("/") else {
+            throw .configuration("socket path \(quoted(socket)) must be an absolute path")
+        }
+        if socket.utf8.count > UnixSocket.maxPathBytes {
+            throw .configuration("socket path \(quoted(socket)) is \(socket.utf8.count) bytes; Unix socket paths are limited to \(UnixSocket.maxPathBytes) bytes")
+        }
+    }
+}
+
+/// A reason the daemon cannot start; each kind has its own exit status.
+public enum StartupError: Error, Sendable, CustomStringConvertible {
+    /// Bad flags or configuration file (exit status 78, EX_CONFIG).
+    case configuration(String)
+    /// The state root or the socket cannot be used (exit status 73, EX_CANTCREAT).
+    case unusablePath(String)
+    /// Another daemon serves the socket (exit status 75, EX_TEMPFAIL).
+    case alreadyRunning(String)
+
+    public var description: String {
+        switch self {
+        case .configuration(let m), .unusablePath(let m), .alreadyRunning(let m): m
+        }
+    }
+
+    public var exitStatus: Int32 {
+        switch self {
+        case .configuration: 78
+        case .unusablePath: 73
+        case .alreadyRunning: 75
+        }
+    }
+}

@@ -1,0 +1,34 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A failed system call: which operation, on which path, and the errno.
+public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var operation: String
+    public var path: String
+    public var errno: Int32
+
+    public init(_ operation: String, _ path: String, errno: Int32) {
+        self.operation = operation
+        self.path = path
+        self.errno = errno
+    }
+
+    /// Builds the error from the calling thread's current errno.
+    static func last(_ operation: String, _ path: String) -> SystemError {
+        SystemError(operation, path, errno: Glibc.errno)
+    }
+
+    public var reason: String {
+        guard let text = strerror(errno) else { return "errno \(errno)" }
+        return String(cString: text)
+    }
+
+    public var description: String { "\(operation) \(path): \(reason) (errno \(errno))" }
+
+    public var isNotFound: Bool { errno == ENOENT }
+    public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT }
+    public var exists: Bool { errno == EEXIST }
+}

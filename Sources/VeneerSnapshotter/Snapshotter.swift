@@ -1,0 +1,274 @@
+import Logging
+import VeneerCore
+import VeneerOS
+import VeneerStore
+
+/// Result of removing leftovers from the state root.
+public struct CleanupReport: Sendable, Equatable {
+    public var removed: Int
+    public var reclaimedBytes: Int64
+}
+
+/// The snapshot lifecycle: applies the rules, keeps the store and the directories
+/// on disk in step, and plans mounts. Every change is durable when a method returns;
+/// an interrupted change leaves nothing behind (or a leftover that `cleanup` removes).
+public final class Snapshotter: Sendable {
+    public let layout: Layout
+    public let store: SnapshotStore
+    public let overlayOptions: [String]
+    private let logger: Logger
+
+    /// Opens the store under `root` and prepares the directory layout. Does not clean up;
+    /// call `cleanup()` once at startup.
+    public init(root: String, overlayOptions: [String] = [], logger: Logger) throws(VeneerError) {
+        let layout = Layout(root: root)
+        for dir in [layout.root, layout.snapshots, layout.staging, layout.trash] {
+            do {
+                try FileSystem.makeDirectories(dir, mode: 0o700)
+            } catch {
+                throw .unavailable("cannot create state directory: \(error); check that the state root is writable")
+            }
+        }
+        self.layout = layout
+        self.store = try SnapshotStore(path: layout.database)
+        self.overlayOptions = overlayOptions
+        self.logger = logger
+    }
+
+    private static func now() -> Timestamp {
+        Timestamp(nanosecondsSinceEpoch: SystemClock.realtimeNanoseconds())
+    }
+
+    static func mapped(_ error: SystemError, doing what: String) -> VeneerError {
+        if error.isNoSpace {
+            return .resourceExhausted("\(what): \(error); free space on the state root")
+        }
+        return .internal("\(what): \(error)")
+    }
+
+    // MARK: - Create
+
+    /// Prepare (`kind == .active`) or View (`kind == .view`).
+    public func create(
+        key: String, parent: String?, kind: SnapshotKind, labels: [String: String]
+    ) async throws(VeneerError) -> (SnapshotInfo, [Mount]) {
+        try Rules.validateKey(key)
+        if let parent { try Rules.validateKey(parent, role: "parent") }
+        try Rules.validateLabels(labels)
+        if kind == .committed {
+            throw .invalidArgument("kind must be active or view; committed snapshots come from commit")
+        }
+        let layout = self.layout
+        let record = try await store.create(
+            NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: Self.now())
+        ) { id, parentRecord in
+            try Self.materialize(id: id, kind: kind, parent: parentRecord, layout: layout)
+        }
+        logger.info("created snapshot", metadata: ["key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
+        let mounts = try await mounts(of: record)
+        return (record.info, mounts)
+    }
+
+    /// Builds the snapshot's directories under a staging name and renames them into
+    /// place, durably. Runs inside the store's transaction: if it throws, no row is written.
+    private static func materialize(id: Int64, kind: SnapshotKind, parent: SnapshotRecord?, layout: Layout) throws {
+        let staging = layout.stagingDirectory(id)
+        let final = layout.snapshotDirectory(id)
+        do {
+            // Ids of rolled-back inserts come round again: clear what such an attempt left.
+            try FileSystem.removeTree(staging)
+            try FileSystem.removeTree(final)
+            try FileSystem.makeDirectory(staging, mode: 0o700)
+            try FileSystem.makeDirectory(staging + "/fs", mode: 0o755)
+            if let parent {
+                let owner = try FileSystem.owner(layout.directories(parent.id).fs)
+                try FileSystem.setOwner(staging + "/fs", owner)
+            }
+            if kind == .active {
+                try FileSystem.makeDirectory(staging + "/work", mode: 0o700)
+            }
+            try FileSystem.rename(staging, to: final)
+            try FileSystem.syncDirectory(layout.snapshots)
+        } catch {
+            try? FileSystem.removeTree(staging)
+            try? FileSystem.removeTree(final)
+            throw mapped(error, doing: "cannot create the directories of snapshot \(id)")
+        }
+    }
+
+    // MARK: - Commit
+
+    public func commit(key: String, name: String, labels: [String: String]) async throws(VeneerError) -> SnapshotInfo {
+        try Rules.validateKey(key)
+        try Rules.validateKey(name, role: "name")
+        try Rules.validateLabels(labels)
+        // Check the rules before the (possibly long) usage walk; the store checks again.
+        let existing = try await store.get(name)
+        let current = try await store.get(key)
+        try Lifecycle.checkCommit(name: name, nameTaken: existing?.kind, key: key, kind: current?.kind)
+        guard let current else { throw Lifecycle.notFound(key) }
+        let dirs = layout.directories(current.id)
+        let usage: Usage
+        do {
+            let measured = try await blocking { try FileSystem.diskUsage(dirs.fs) }
+            usage = Usage(size: measured.bytes, inodes: measured.inodes)
+        } catch let error as SystemError {
+            throw Self.mapped(error, doing: "cannot measure snapshot \(quoted(key))")
+        } catch {
+            throw .internal("cannot measure snapshot \(quoted(key)): \(error)")
+        }
+        let record = try await store.commit(
+            key: key, name: name, labels: labels, usage: usage, at: Self.now(), expectedID: current.id)
+        // The work directory is only needed while the snapshot is active.
+        let work = dirs.work
+        let logger = self.logger
+        _ = try? await blocking {
+            do { try FileSystem.removeTree(work) } catch {
+                logger.warning("cannot remove work directory of committed snapshot", metadata: ["path": "\(work)", "error": "\(error)"])
+            }
+        }
+        logger.info("committed snapshot", metadata: ["key": "\(key)", "name": "\(name)", "id": "\(record.id)"])
+        return record.info
+    }
+
+    // MARK: - Remove
+
+    public func remove(key: String) async throws(VeneerError) {
+        try Rules.validateKey(key)
+        let record = try await store.remove(key)
+        let dir = layout.snapshotDirectory(record.id)
+        do {
+            try await blocking { try FileSystem.removeTree(dir) }
+        } catch {
+            // The row is gone, so the directory is an orphan that cleanup reclaims.
+            logger.warning("cannot remove directory of removed snapshot; cleanup will retry",
+                metadata: ["path": "\(dir)", "error": "\(error)"])
+        }
+        logger.info("removed snapshot", metadata: ["key": "\(key)", "id": "\(record.id)"])
+    }
+
+    // MARK: - Reads
+
+    public func stat(key: String) async throws(VeneerError) -> SnapshotInfo {
+        try Rules.validateKey(key)
+        guard let record = try await store.get(key) else { throw Lifecycle.notFound(key) }
+        return record.info
+    }
+
+    public func list(filters: [String]) async throws(VeneerError) -> [SnapshotInfo] {
+        let filter = try SnapshotFilterSet(parsing: filters)
+        let all = try await store.list()
+        if filter.isEmpty { return all.map(\.info) }
+        return all.lazy.map(\.info).filter { filter.matches($0) }
+    }
+
+    public func update(key: String, labels: [String: String], fieldpaths: [String]) async throws(VeneerError) -> SnapshotInfo {
+        try Rules.validateKey(key)
+        // Validate field paths before touching the store, so bad input changes nothing.
+        _ = try Rules.updatedLabels(current: [:], new: labels, fieldpaths: fieldpaths)
+        let record = try await store.updateLabels(key, at: Self.now()) { current in
+            try Rules.updatedLabels(current: current, new: labels, fieldpaths: fieldpaths)
+        }
+        logger.info("updated snapshot labels", metadata: ["key": "\(key)"])
+        return record.info
+    }
+
+    public func mounts(key: String) async throws(VeneerError) -> [Mount] {
+        try Rules.validateKey(key)
+        guard let record = try await store.get(key) else { throw Lifecycle.notFound(key) }
+        return try await mounts(of: record)
+    }
+
+    private func mounts(of record: SnapshotRecord) async throws(VeneerError) -> [Mount] {
+        if record.kind == .committed {
+            return try MountPlan.mounts(
+                kind: .committed, key: record.key, own: layout.directories(record.id), lowers: [])
+        }
+        var lowers: [String] = []
+        if record.parentID != nil {
+            let chain = try await store.chain(record.key)
+            lowers = chain.dropFirst().map { layout.directories($0.id).fs }
+        }
+        return try MountPlan.mounts(
+            kind: record.kind, key: record.key, own: layout.directories(record.id), lowers: lowers,
+            overlayOptions: overlayOptions)
+    }
+
+    public func usage(key: String) async throws(VeneerError) -> Usage {
+        try Rules.validateKey(key)
+        guard let record = try await store.get(key) else { throw Lifecycle.notFound(key) }
+        if let usage = record.usage { return usage }
+        let fs = layout.directories(record.id).fs
+        do {
+            let measured = try await blocking { try FileSystem.diskUsage(fs) }
+            return Usage(size: measured.bytes, inodes: measured.inodes)
+        } catch let error as SystemError {
+            throw Self.mapped(error, doing: "cannot measure snapshot \(quoted(key))")
+        } catch {
+            throw .internal("cannot measure snapshot \(quoted(key)): \(error)")
+        }
+    }
+
+    public func counts() async throws(VeneerError) -> KindCounts {
+        try await store.counts()
+    }
+
+    // MARK: - Cleanup
+
+    /// Deletes staging leftovers and snapshot directories that have no row.
+    /// Safe to run while serving: orphans are moved aside while writes are paused,
+    /// then deleted.
+    public func cleanup() async throws(VeneerError) -> CleanupReport {
+        let layout = self.layout
+        let moved: [String]
+        do {
+            moved = try await store.withWritesPaused { ids in
+                var moved: [String] = []
+                var candidates: [(String, String)] = []
+                for name in try FileSystem.listDirectory(layout.staging) {
+                    candidates.append((layout.staging + "/" + name, "staging-" + name))
+                }
+                for name in try FileSystem.listDirectory(layout.snapshots) {
+                    if let id = Int64(name), ids.contains(id) { continue }
+                    candidates.append((layout.snapshots + "/" + name, "snapshot-" + name))
+                }
+                for (path, name) in candidates {
+                    var target = layout.trash + "/" + name
+                    var n = 0
+                    while FileSystem.entryType(target) != .missing {
+                        n += 1
+                        target = layout.trash + "/\(name).\(n)"
+                    }
+                    try FileSystem.rename(path, to: target)
+                    moved.append(target)
+                }
+                return moved
+            }
+        } catch {
+            throw error
+        }
+        var report = CleanupReport(removed: 0, reclaimedBytes: 0)
+        let logger = self.logger
+        do {
+            let leftovers = try await blocking { () throws -> [String] in
+                try FileSystem.listDirectory(layout.trash).map { layout.trash + "/" + $0 }
+            }
+            // Also empties trash left by an earlier, interrupted cleanup.
+            for path in Set(moved + leftovers) {
+                let freed = try await blocking { () throws -> Int64 in
+                    let usage = try FileSystem.diskUsage(path)
+                    try FileSystem.removeTree(path)
+                    return usage.bytes
+                }
+                report.removed += 1
+                report.reclaimedBytes += freed
+                logger.info("removed leftover", metadata: ["path": "\(path)", "bytes": "\(freed)"])
+            }
+        } catch let error as SystemError {
+            throw Self.mapped(error, doing: "cleanup failed")
+        } catch {
+            throw .internal("cleanup failed: \(error)")
+        }
+        return report
+    }
+}

@@ -1,0 +1,347 @@
+import Foundation
+import GRDB
+import VeneerCore
+
+/// One row of the snapshots table.
+public struct SnapshotRecord: Sendable, Equatable {
+    /// Allocated by the database, never reused; names the snapshot's directory.
+    public var id: Int64
+    public var key: String
+    public var kind: SnapshotKind
+    public var parentID: Int64?
+    /// Key of the parent, filled in by queries that join it.
+    public var parentKey: String?
+    public var labels: [String: String]
+    public var created: Timestamp
+    public var updated: Timestamp
+    /// Usage of a committed snapshot's layer, computed once at commit.
+    public var usage: Usage?
+
+    public var info: SnapshotInfo {
+        SnapshotInfo(key: key, kind: kind, parent: parentKey, labels: labels, created: created, updated: updated)
+    }
+}
+
+/// What a new snapshot needs besides its id.
+public struct NewSnapshot: Sendable {
+    public var key: String
+    public var kind: SnapshotKind
+    public var parent: String?
+    public var labels: [String: String]
+    public var created: Timestamp
+
+    public init(key: String, kind: SnapshotKind, parent: String?, labels: [String: String], created: Timestamp) {
+        self.key = key
+        self.kind = kind
+        self.parent = parent
+        self.labels = labels
+        self.created = created
+    }
+}
+
+/// Snapshot metadata in SQLite (WAL, synchronous=FULL): a write is durable when
+/// its method returns. Checks and changes of one operation happen in one
+/// transaction, so concurrent operations on the same keys are serialized.
+public final class SnapshotStore: Sendable {
+    private let pool: DatabasePool
+    public let path: String
+
+    public init(path: String) throws(VeneerError) {
+        self.path = path
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(10)
+        config.label = "veneer"
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try pool.writeWithoutTransaction { db in
+                // Durable commits: WAL is fsync'd at every commit.
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw .unavailable("cannot open the metadata database \(path): \(error); check the state root's permissions and free space")
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE snapshots (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        key TEXT NOT NULL UNIQUE,
+                        kind TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
+                        parent_id INTEGER REFERENCES snapshots(id) ON DELETE RESTRICT,
+                        labels TEXT NOT NULL,
+                        created INTEGER NOT NULL,
+                        updated INTEGER NOT NULL,
+                        size INTEGER,
+                        inodes INTEGER
+                    );
+                    CREATE INDEX snapshots_parent ON snapshots(parent_id);
+                    """)
+        }
+        return migrator
+    }
+
+    private static let selectColumns = """
+        SELECT s.id, s.key, s.kind, s.parent_id, p.key AS parent_key, s.labels, s.created, s.updated, s.size, s.inodes
+        FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id
+        """
+
+    private static func record(_ row: Row) throws -> SnapshotRecord {
+        let kindText: String = row[2]
+        guard let kind = SnapshotKind(rawValue: kindText) else {
+            throw VeneerError.internal("database holds unknown snapshot kind \(kindText)")
+        }
+        let labelsText: String = row[5]
+        let labels = try JSONDecoder().decode([String: String].self, from: Data(labelsText.utf8))
+        let size: Int64? = row[8]
+        let inodes: Int64? = row[9]
+        return SnapshotRecord(
+            id: row[0], key: row[1], kind: kind, parentID: row[3], parentKey: row[4], labels: labels,
+            created: Timestamp(nanosecondsSinceEpoch: row[6]),
+            updated: Timestamp(nanosecondsSinceEpoch: row[7]),
+            usage: size.flatMap { s in inodes.map { Usage(size: s, inodes: $0) } })
+    }
+
+    private static func encodeLabels(_ labels: [String: String]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(labels), as: UTF8.self)
+    }
+
+    private static func fetch(_ db: Database, key: String) throws -> SnapshotRecord? {
+        try Row.fetchOne(db.cachedStatement(sql: selectColumns + " WHERE s.key = ?"), arguments: [key]).map(record)
+    }
+
+    private static func fetchKind(_ db: Database, key: String) throws -> (id: Int64, kind: SnapshotKind)? {
+        guard let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT id, kind FROM snapshots WHERE key = ?"), arguments: [key])
+        else { return nil }
+        let kindText: String = row[1]
+        guard let kind = SnapshotKind(rawValue: kindText) else {
+            throw VeneerError.internal("database holds unknown snapshot kind \(kindText)")
+        }
+        return (row[0], kind)
+    }
+
+    // MARK: - Reads
+
+    public func get(_ key: String) async throws(VeneerError) -> SnapshotRecord? {
+        try await read { db in try Self.fetch(db, key: key) }
+    }
+
+    /// The snapshot and its ancestors, nearest first: `[self, parent, grandparent, ...]`.
+    public func chain(_ key: String) async throws(VeneerError) -> [SnapshotRecord] {
+        try await read { db in
+            guard let first = try Self.fetch(db, key: key) else { return [] }
+            return try [first] + Self.ancestors(db, of: first.parentID)
+        }
+    }
+
+    private static func ancestors(_ db: Database, of parentID: Int64?) throws -> [SnapshotRecord] {
+        guard let parentID else { return [] }
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    WITH RECURSIVE chain(id, depth) AS (
+                        SELECT ?, 0
+                        UNION ALL
+                        SELECT s.parent_id, chain.depth + 1 FROM snapshots s JOIN chain ON s.id = chain.id
+                        WHERE s.parent_id IS NOT NULL
+                    )
+                    \(selectColumns) JOIN chain c ON c.id = s.id ORDER BY c.depth
+                    """), arguments: [parentID])
+        return try rows.map(record)
+    }
+
+    public func list() async throws(VeneerError) -> [SnapshotRecord] {
+        try await read { db in
+            try Row.fetchAll(db.cachedStatement(sql: Self.selectColumns + " ORDER BY s.id")).map(Self.record)
+        }
+    }
+
+    public func counts() async throws(VeneerError) -> KindCounts {
+        try await read { db in
+            var counts = KindCounts()
+            for row in try Row.fetchAll(db, sql: "SELECT kind, COUNT(*) FROM snapshots GROUP BY kind") {
+                let kind: String = row[0]
+                let n: Int = row[1]
+                switch SnapshotKind(rawValue: kind) {
+                case .active: counts.active = n
+                case .view: counts.view = n
+                case .committed: counts.committed = n
+                case nil: break
+                }
+            }
+            return counts
+        }
+    }
+
+    /// Ids of every snapshot; used to find directories that belong to no row.
+    public func allIDs() async throws(VeneerError) -> Set<Int64> {
+        try await read { db in Set(try Int64.fetchAll(db, sql: "SELECT id FROM snapshots")) }
+    }
+
+    /// A query that proves the database answers (used by health checks).
+    public func ping() async throws(VeneerError) {
+        _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    // MARK: - Writes
+
+    /// Inserts a new snapshot after checking the rules. `beforeCommit` runs inside
+    /// the transaction with the new id and the parent's record; when it throws,
+    /// nothing is written.
+    public func create(
+        _ new: NewSnapshot,
+        beforeCommit: @escaping @Sendable (_ id: Int64, _ parent: SnapshotRecord?) throws -> Void
+    ) async throws(VeneerError) -> SnapshotRecord {
+        try await write { db in
+            let existing = try Self.fetchKind(db, key: new.key)
+            var parent: SnapshotRecord?
+            if let parentKey = new.parent {
+                parent = try Self.fetch(db, key: parentKey)
+            }
+            try Lifecycle.checkCreate(
+                key: new.key, kind: new.kind, existing: existing?.kind,
+                parent: new.parent.map { ($0, parent?.kind) })
+            try db.execute(
+                sql: """
+                    INSERT INTO snapshots (key, kind, parent_id, labels, created, updated)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    new.key, new.kind.rawValue, parent?.id, try Self.encodeLabels(new.labels),
+                    new.created.nanosecondsSinceEpoch, new.created.nanosecondsSinceEpoch,
+                ])
+            let id = db.lastInsertedRowID
+            try beforeCommit(id, parent)
+            return SnapshotRecord(
+                id: id, key: new.key, kind: new.kind, parentID: parent?.id, parentKey: parent?.key,
+                labels: new.labels, created: new.created, updated: new.created, usage: nil)
+        }
+    }
+
+    /// Turns the active snapshot `key` into the committed snapshot `name`.
+    /// `expectedID` guards against the key having been replaced since the caller
+    /// measured its usage.
+    public func commit(
+        key: String, name: String, labels: [String: String], usage: Usage, at time: Timestamp, expectedID: Int64
+    ) async throws(VeneerError) -> SnapshotRecord {
+        try await write { db in
+            let nameTaken = try Self.fetchKind(db, key: name)
+            let current = try Self.fetch(db, key: key)
+            try Lifecycle.checkCommit(name: name, nameTaken: nameTaken?.kind, key: key, kind: current?.kind)
+            guard var record = current, record.id == expectedID else {
+                throw VeneerError.failedPrecondition(
+                    "snapshot \(quoted(key)) changed while it was being committed; retry the commit")
+            }
+            try db.execute(
+                sql: """
+                    UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, created = ?, updated = ?,
+                        size = ?, inodes = ? WHERE id = ?
+                    """,
+                arguments: [
+                    name, try Self.encodeLabels(labels), time.nanosecondsSinceEpoch, time.nanosecondsSinceEpoch,
+                    usage.size, usage.inodes, record.id,
+                ])
+            record.key = name
+            record.kind = .committed
+            record.labels = labels
+            record.created = time
+            record.updated = time
+            record.usage = usage
+            return record
+        }
+    }
+
+    /// Deletes the row of `key` after checking it has no children; returns what was deleted.
+    public func remove(_ key: String, check: @escaping @Sendable (SnapshotRecord) throws -> Void = { _ in })
+        async throws(VeneerError) -> SnapshotRecord
+    {
+        try await write { db in
+            let record = try Self.fetch(db, key: key)
+            var children: [String] = []
+            var childCount = 0
+            if let record {
+                children = try String.fetchAll(
+                    db.cachedStatement(sql: "SELECT key FROM snapshots WHERE parent_id = ? ORDER BY id LIMIT 3"),
+                    arguments: [record.id])
+                childCount = children.count < 3 ? children.count : try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT COUNT(*) FROM snapshots WHERE parent_id = ?"),
+                    arguments: [record.id]) ?? children.count
+            }
+            try Lifecycle.checkRemove(key: key, kind: record?.kind, childCount: childCount, someChildren: children)
+            guard let record else { throw Lifecycle.notFound(key) }
+            try check(record)
+            try db.execute(sql: "DELETE FROM snapshots WHERE id = ?", arguments: [record.id])
+            return record
+        }
+    }
+
+    /// Replaces the labels of `key` with `transform(current)` and bumps `updated`.
+    public func updateLabels(
+        _ key: String, at time: Timestamp,
+        transform: @escaping @Sendable ([String: String]) throws -> [String: String]
+    ) async throws(VeneerError) -> SnapshotRecord {
+        try await write { db in
+            guard var record = try Self.fetch(db, key: key) else { throw Lifecycle.notFound(key) }
+            let labels = try transform(record.labels)
+            try db.execute(
+                sql: "UPDATE snapshots SET labels = ?, updated = ? WHERE id = ?",
+                arguments: [try Self.encodeLabels(labels), time.nanosecondsSinceEpoch, record.id])
+            record.labels = labels
+            record.updated = time
+            return record
+        }
+    }
+
+    /// Runs `body` with the ids of all snapshots while no other write can happen,
+    /// so that directories can be matched against rows without racing a create.
+    public func withWritesPaused<T: Sendable>(
+        _ body: @escaping @Sendable (_ ids: Set<Int64>) throws -> T
+    ) async throws(VeneerError) -> T {
+        try await write { db in
+            try body(Set(try Int64.fetchAll(db, sql: "SELECT id FROM snapshots")))
+        }
+    }
+
+    // MARK: - Plumbing
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(VeneerError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(VeneerError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    private static func mapped(_ error: any Error) -> VeneerError {
+        if let error = error as? VeneerError { return error }
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_FULL:
+                return .resourceExhausted("the metadata database is out of space: \(error.message ?? "disk full"); free space on the state root")
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return .unavailable("the metadata database is busy; retry")
+            case .SQLITE_CONSTRAINT:
+                return .failedPrecondition("the change conflicts with stored snapshots: \(error.message ?? "constraint failed"); retry")
+            default:
+                return .internal("metadata database error: \(error)")
+            }
+        }
+        return .internal("unexpected error: \(error)")
+    }
+}

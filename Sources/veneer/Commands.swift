@@ -1,0 +1,242 @@
+import ArgumentParser
+import VeneerClient
+import VeneerCore
+
+private let labelHelp = ArgumentHelp("Set a label on the snapshot (repeatable).", valueName: "name=value")
+private let targetHelp = ArgumentHelp(
+    "The mount point written in the printed mount commands.", valueName: "dir")
+
+/// Creates an active snapshot or a view and prints its mounts.
+private func prepare(
+    kind: SnapshotKind, key: String, parent: String?, labels: [String], target: String, global: GlobalOptions
+) async throws {
+    let labels = try LabelAssignment.dictionary(labels, option: "--label")
+    try await global.perform { () async throws(VeneerError) in
+        let answer = try await global.client().prepare(
+            PrepareRequest(key: key, parent: parent, kind: kind, labels: labels.isEmpty ? nil : labels))
+        try global.emit(
+            answer,
+            text: answer.mounts.map { Format.mountCommand($0, target: target) }.joined(separator: "\n"))
+    }
+}
+
+struct PrepareCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prepare",
+        abstract: "Create a writable (active) snapshot and print the mounts that give its file system.",
+        discussion: "Without PARENT the snapshot starts empty. The parent must be a committed snapshot.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the new snapshot.") var key: String
+    @Argument(help: "Committed snapshot to build on.") var parent: String?
+    @Option(name: .customLong("label"), help: labelHelp) var labels: [String] = []
+    @Option(help: targetHelp) var target = "TARGET"
+
+    func validate() throws {
+        _ = try LabelAssignment.dictionary(labels, option: "--label")
+    }
+
+    func run() async throws {
+        try await prepare(
+            kind: .active, key: key, parent: parent, labels: labels, target: target, global: global)
+    }
+}
+
+struct ViewCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "view",
+        abstract: "Create a read-only view of a committed snapshot and print its mounts.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the new view.") var key: String
+    @Argument(help: "Committed snapshot to show.") var parent: String?
+    @Option(name: .customLong("label"), help: labelHelp) var labels: [String] = []
+    @Option(help: targetHelp) var target = "TARGET"
+
+    func validate() throws {
+        _ = try LabelAssignment.dictionary(labels, option: "--label")
+    }
+
+    func run() async throws {
+        try await prepare(
+            kind: .view, key: key, parent: parent, labels: labels, target: target, global: global)
+    }
+}
+
+struct CommitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "commit",
+        abstract: "Commit an active snapshot as an immutable layer named NAME.",
+        discussion: "The active snapshot KEY is gone afterwards; NAME can be the parent of new snapshots.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Name of the committed snapshot.") var name: String
+    @Argument(help: "Key of the active snapshot to commit.") var key: String
+    @Option(name: .customLong("label"), help: labelHelp) var labels: [String] = []
+
+    func validate() throws {
+        _ = try LabelAssignment.dictionary(labels, option: "--label")
+    }
+
+    func run() async throws {
+        let labels = try LabelAssignment.dictionary(labels, option: "--label")
+        try await global.perform { () async throws(VeneerError) in
+            let info = try await global.client().commit(
+                key, CommitRequest(name: name, labels: labels.isEmpty ? nil : labels))
+            try global.emit(info, text: "")
+        }
+    }
+}
+
+struct RemoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm",
+        abstract: "Remove snapshots.",
+        discussion: "Each key is removed on its own; failures are reported and make the command exit with 1.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Keys of the snapshots to remove.") var keys: [String]
+
+    func validate() throws {
+        if keys.isEmpty {
+            throw ValidationError("give at least one snapshot key to remove")
+        }
+    }
+
+    func run() async throws {
+        let client = global.client()
+        var failed = false
+        for key in keys {
+            do {
+                try await client.remove(key)
+            } catch {
+                Output.report(error)
+                failed = true
+            }
+        }
+        if failed { throw ExitCode.failure }
+    }
+}
+
+struct ListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List snapshots.",
+        discussion: "Filters use containerd's filter syntax, for example kind==committed or labels.team==infra.")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .customLong("filter"), help: ArgumentHelp("Only list matching snapshots (repeatable).", valueName: "filter"))
+    var filters: [String] = []
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let snapshots = try await global.client().list(filters: filters)
+            try global.emit(ListResponse(snapshots: snapshots), text: Format.snapshotTable(snapshots))
+        }
+    }
+}
+
+struct InfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Show one snapshot.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the snapshot.") var key: String
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let info = try await global.client().stat(key)
+            try global.emit(info, text: Format.snapshot(info))
+        }
+    }
+}
+
+struct LabelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "label",
+        abstract: "Set or remove labels of a snapshot.",
+        discussion: "name=value sets a label, name= removes it; labels not named are kept.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the snapshot.") var key: String
+    @Argument(help: ArgumentHelp("Labels to set, or to remove with an empty value.", valueName: "name=value"))
+    var assignments: [String] = []
+
+    func validate() throws {
+        if assignments.isEmpty {
+            throw ValidationError("give at least one label: name=value to set it, name= to remove it")
+        }
+        _ = try LabelAssignment.dictionary(assignments, option: "label")
+    }
+
+    func run() async throws {
+        let labels = try LabelAssignment.dictionary(assignments, option: "label")
+        let request = UpdateRequest(labels: labels, fieldpaths: labels.keys.sorted().map { "labels." + $0 })
+        try await global.perform { () async throws(VeneerError) in
+            let info = try await global.client().update(key, request)
+            try global.emit(info, text: "")
+        }
+    }
+}
+
+struct MountsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mounts",
+        abstract: "Print the mount commands that give the file system of an active snapshot or a view.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the snapshot.") var key: String
+    @Option(help: targetHelp) var target = "TARGET"
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let mounts = try await global.client().mounts(key)
+            try global.emit(
+                MountsResponse(mounts: mounts),
+                text: mounts.map { Format.mountCommand($0, target: target) }.joined(separator: "\n"))
+        }
+    }
+}
+
+struct UsageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "usage", abstract: "Show the disk space used by a snapshot's own layer.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the snapshot.") var key: String
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let usage = try await global.client().usage(key)
+            try global.emit(usage, text: Format.usage(usage))
+        }
+    }
+}
+
+struct CleanupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cleanup", abstract: "Remove directories that no snapshot owns any more.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let answer = try await global.client().cleanup()
+            try global.emit(answer, text: Format.cleanup(answer))
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show the daemon's version, paths and snapshot counts.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let status = try await global.client().status()
+            try global.emit(status, text: Format.status(status))
+        }
+    }
+}
