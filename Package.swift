@@ -96,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "veneer-bench",
             dependencies: [
-                "VeneerCore", "VeneerClient",
+                "VeneerCore", "VeneerOS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

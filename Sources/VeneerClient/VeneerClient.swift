@@ -32,10 +32,10 @@ public struct VeneerClient: Sendable {
 
     /// How long one request may take, connection included. Generous, because removing or
     /// measuring a large snapshot walks its whole tree.
-    public static let requestTimeout: TimeAmount = .minutes(10)
+    static let requestTimeout: TimeAmount = .minutes(10)
 
     /// Largest answer body accepted.
-    public static let maxResponseBytes = 256 * 1024 * 1024
+    static let maxResponseBytes = 256 * 1024 * 1024
 
     /// The HTTP client used when none is given. Unlike `HTTPClient.shared`, it does not
     /// retry failed connection attempts until the request times out, so a daemon that is
@@ -122,7 +122,9 @@ public struct VeneerClient: Sendable {
 
     /// Raw access for tests and tools: sends exactly these bytes, returns status, headers and body.
     ///
-    /// `path` is sent as given (with its query, if any); no header is added besides those
+    /// `path` (with its query, if any) is sent as given as long as it is a valid request
+    /// target; characters that are not allowed there (spaces, non-ASCII, a `%` not followed
+    /// by two hex digits) are percent-encoded on the way. No header is added besides those
     /// HTTP needs (`Host`, `Content-Length`). Only failures to exchange the request throw;
     /// any HTTP status is returned.
     public func send(

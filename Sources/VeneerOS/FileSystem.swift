@@ -1,4 +1,4 @@
-import CVeneerOS
+internal import CVeneerOS
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -27,3 +27,63 @@ public enum UnixSocket {
         return rc == 0
     }
 }
+
+/// A blocking stream connection to a Unix socket, for tools that want the least
+/// overhead per request (the benchmark's HTTP client).
+public final class UnixStreamConnection {
+    private var fd: Int32
+
+    public init(path: String) throws(SystemError) {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw .last("socket", path) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count <= UnixSocket.maxPathBytes else {
+            close(fd)
+            throw SystemError("connect", path, errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let len = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) }
+        }
+        if rc != 0 {
+            let error = SystemError.last("connect", path)
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit { close(fd) }
+
+    public func writeAll(_ bytes: [UInt8]) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw .last("write", "socket")
+            }
+            offset += n
+        }
+    }
+
+    /// Reads what is available (at least one byte); an empty result means end of stream.
+    public func read(into buffer: inout [UInt8], max: Int = 65536) throws(SystemError) {
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: max))
+        while true {
+            let n = buffer[start...].withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, max) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                buffer.removeLast(max)
+                throw .last("read", "socket")
+            }
+            buffer.removeLast(max - n)
+            return
+        }
+    }
+}

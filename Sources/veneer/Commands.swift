@@ -122,7 +122,12 @@ struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls",
         abstract: "List snapshots.",
-        discussion: "Filters use containerd's filter syntax, for example kind==committed or labels.team==infra.")
+        discussion: """
+            Filters use containerd's syntax: selectors such as kind==committed, parent==base, \
+            labels.team (label present), labels.team!=db or key~=^app. Within one filter, \
+            comma-separated selectors must all match; with several --filter options a snapshot \
+            is listed when it matches any of them.
+            """)
 
     @OptionGroup var global: GlobalOptions
     @Option(name: .customLong("filter"), help: ArgumentHelp("Only list matching snapshots (repeatable).", valueName: "filter"))

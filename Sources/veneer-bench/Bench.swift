@@ -1,0 +1,213 @@
+import ArgumentParser
+import Foundation
+import VeneerCore
+import VeneerOS
+
+/// Measures the daemon through its socket: prepare+commit+remove cycles, stats and
+/// lists, with concurrent clients. Starts its own veneerd on a temporary root unless
+/// `--socket` names a running daemon.
+@main
+struct VeneerBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "veneer-bench", abstract: "Throughput and latency of veneerd through its API socket.")
+
+    @Option(help: "Socket of a running veneerd (default: start one on a temporary root).")
+    var socket: String?
+
+    @Option(help: "veneerd binary to start (default: next to this program).")
+    var veneerd: String?
+
+    @Option(help: "Directory for the temporary state root.")
+    var tmp: String = "/var/tmp"
+
+    @Option(help: "Concurrent clients.")
+    var clients: Int = 8
+
+    @Option(help: "Seconds per throughput phase.")
+    var seconds: Double = 10
+
+    @Option(help: "Snapshots present for the list phase.")
+    var listSize: Int = 10_000
+
+    func run() throws {
+        var daemon: Process?
+        var root: String?
+        let socketPath: String
+        if let socket {
+            socketPath = socket
+        } else {
+            let dir = tmp + "/veneer-bench.\(getpid())"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            root = dir
+            socketPath = dir + "/veneer.sock"
+            let binary = veneerd ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/veneerd")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["--root", dir + "/root", "--socket", socketPath, "--log-level", "warning"]
+            try process.run()
+            daemon = process
+            try waitForDaemon(socketPath)
+        }
+        defer {
+            if let daemon {
+                daemon.terminate()
+                daemon.waitUntilExit()
+            }
+            if let root { try? FileManager.default.removeItem(atPath: root) }
+        }
+        print("veneer-bench: \(clients) clients, \(seconds) s per phase, socket \(socketPath)")
+        try cycles(socketPath)
+        try populate(socketPath)
+        try stats(socketPath)
+        try lists(socketPath)
+    }
+
+    private func waitForDaemon(_ socket: String) throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let c = try? HTTPConnection(socket: socket), let r = try? c.request("GET", "/v1/status"), r.status == 200 {
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw BenchError("veneerd did not answer on \(socket) within 30 s")
+    }
+
+    /// Runs `body(client, iteration)` on `clients` threads until the time is up;
+    /// returns the latency of each call in seconds.
+    private func timed(
+        _ socket: String, threads: Int, duration: Double, _ body: @escaping @Sendable (HTTPConnection, Int, Int) throws -> Void
+    ) throws -> (latencies: [Double], elapsed: Double) {
+        let results = Results(count: threads)
+        let start = SystemClock.monotonicNanoseconds()
+        let stop = start + Int64(duration * 1e9)
+        let group = DispatchGroup()
+        for t in 0..<threads {
+            group.enter()
+            let thread = Thread {
+                defer { group.leave() }
+                do {
+                    let connection = try HTTPConnection(socket: socket)
+                    var latencies: [Double] = []
+                    var i = 0
+                    while SystemClock.monotonicNanoseconds() < stop {
+                        let t0 = SystemClock.monotonicNanoseconds()
+                        try body(connection, t, i)
+                        latencies.append(Double(SystemClock.monotonicNanoseconds() - t0) / 1e9)
+                        i += 1
+                    }
+                    results.set(t, .success(latencies))
+                } catch {
+                    results.set(t, .failure(error))
+                }
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        group.wait()
+        let elapsed = Double(SystemClock.monotonicNanoseconds() - start) / 1e9
+        return (try results.all().flatMap { $0 }, elapsed)
+    }
+
+    private func expect(_ response: HTTPConnection.Response, _ status: Int, _ what: String) throws {
+        if response.status != status {
+            throw BenchError("\(what): HTTP \(response.status): \(String(decoding: response.body, as: UTF8.self))")
+        }
+    }
+
+    private func cycles(_ socket: String) throws {
+        // A committed base layer, so that each cycle prepares an overlay snapshot.
+        let setup = try HTTPConnection(socket: socket)
+        try expect(setup.request("POST", "/v1/snapshots", json: #"{"key":"bench-base"}"#), 201, "prepare base")
+        try expect(setup.request("POST", "/v1/snapshots/bench-base/commit", json: #"{"name":"bench-layer"}"#), 201, "commit base")
+        let (latencies, elapsed) = try timed(socket, threads: clients, duration: seconds) { c, t, i in
+            let key = "cycle-\(t)-\(i)"
+            try expect(c.request("POST", "/v1/snapshots", json: #"{"key":"\#(key)","parent":"bench-layer","labels":{"bench":"1"}}"#), 201, "prepare")
+            try expect(c.request("POST", "/v1/snapshots/\(key)/commit", json: #"{"name":"\#(key)-done"}"#), 201, "commit")
+            try expect(c.request("DELETE", "/v1/snapshots/\(key)-done"), 204, "remove")
+        }
+        report("prepare+commit+remove cycles", latencies, elapsed, unit: "cycles/s")
+    }
+
+    private func populate(_ socket: String) throws {
+        let per = (listSize + clients - 1) / clients
+        let start = SystemClock.monotonicNanoseconds()
+        let results = Results(count: clients)
+        let group = DispatchGroup()
+        let total = listSize
+        for t in 0..<clients {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                do {
+                    let c = try HTTPConnection(socket: socket)
+                    for i in (t * per)..<min(total, (t + 1) * per) {
+                        try expect(c.request("POST", "/v1/snapshots",
+                            json: #"{"key":"list-\#(i)","parent":"bench-layer","labels":{"n":"\#(i)"}}"#), 201, "populate")
+                    }
+                    results.set(t, .success([]))
+                } catch {
+                    results.set(t, .failure(error))
+                }
+            }.start()
+        }
+        group.wait()
+        _ = try results.all()
+        let elapsed = Double(SystemClock.monotonicNanoseconds() - start) / 1e9
+        print(String(format: "populate: %d prepares in %.2f s (%.0f prepares/s)", listSize, elapsed, Double(listSize) / elapsed))
+    }
+
+    private func stats(_ socket: String) throws {
+        let size = listSize
+        let (latencies, elapsed) = try timed(socket, threads: clients, duration: seconds) { c, t, i in
+            let key = "list-\((t * 7919 + i * 104_729) % size)"
+            try expect(c.request("GET", "/v1/snapshots/\(key)"), 200, "stat")
+        }
+        report("stat", latencies, elapsed, unit: "stats/s")
+    }
+
+    private func lists(_ socket: String) throws {
+        let (latencies, elapsed) = try timed(socket, threads: clients, duration: seconds) { c, _, _ in
+            let r = try c.request("GET", "/v1/snapshots")
+            try expect(r, 200, "list")
+        }
+        report("list of \(listSize + 1) snapshots", latencies, elapsed, unit: "lists/s")
+        let (filtered, filteredElapsed) = try timed(socket, threads: clients, duration: seconds) { c, _, _ in
+            try expect(c.request("GET", "/v1/snapshots?filter=labels.n%3D%3D42"), 200, "filtered list")
+        }
+        report("filtered list (labels.n==42)", filtered, filteredElapsed, unit: "lists/s")
+    }
+
+    private func report(_ name: String, _ latencies: [Double], _ elapsed: Double, unit: String) {
+        let sorted = latencies.sorted()
+        func pct(_ p: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000
+        }
+        print(String(
+            format: "%@: %.0f %@  p50 %.3f ms  p99 %.3f ms  (n=%d in %.1f s)",
+            name, Double(sorted.count) / elapsed, unit, pct(0.50), pct(0.99), sorted.count, elapsed))
+    }
+}
+
+/// Per-thread results, written once by each thread.
+final class Results: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Result<[Double], any Error>?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ result: Result<[Double], any Error>) {
+        lock.lock()
+        slots[index] = result
+        lock.unlock()
+    }
+
+    func all() throws -> [[Double]] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try slots.map { slot in
+            guard let slot else { throw BenchError("a client thread did not finish") }
+            return try slot.get()
+        }
+    }
+}
