@@ -42,8 +42,9 @@
 /// ## Fields of a snapshot
 /// - `key`, and its alias `name` (containerd's name for it): always present.
 /// - `kind`: `active`, `view` or `committed`; always present.
-/// - `parent`: the parent's key; absent when the snapshot has no parent.
-///   (containerd reports an empty parent as present with an empty value.)
+/// - `parent`: the parent's key; absent when the snapshot has no parent, so that
+///   `parent` alone selects the snapshots that have one. (containerd's adaptor
+///   reports a missing parent as present with an empty value.)
 /// - `labels.NAME`: the value of label NAME; absent when the label is not set.
 /// - `labels` alone: present when the snapshot has at least one label; its value
 ///   is the empty string. containerd's adaptor instead looks up a label with an
@@ -51,20 +52,30 @@
 ///   "has any label" is the useful meaning of the same text.
 ///
 /// ## Absent and unknown fields
-/// Any other field path (`size`, `Kind`, `key.x`, `kind.x`...) is unknown. Field
+/// Any other field path (`size`, `Kind`, `key.x`, `kind.x`...) is unknown; field
 /// names are case-sensitive, and a quoted field means the same as the bare one
-/// (`"kind"` is `kind`). Unknown fields are treated exactly like absent ones, as
-/// containerd's adaptor does: presence and
-/// `==` never match them, while `!=` and `~=` compare the empty string, so
-/// `labels.team!=db` also matches snapshots without a `team` label and
+/// (`"kind"` is `kind`). containerd's adaptor only looks at the first field of
+/// `name.x`; Veneer does not guess and treats such paths as unknown.
+///
+/// Unknown fields behave exactly like absent ones, as in containerd's adaptor:
+/// presence and `==` never match them, while `!=` and `~=` compare the empty
+/// string. So `labels.team!=db` also matches snapshots without a `team` label,
+/// `labels.team~=^$` matches those without one (or with an empty one), and
 /// `nosuchfield!=x` matches every snapshot. Misspelt fields are not rejected,
 /// because containerd does not reject them either.
 ///
 /// ## Errors
 /// A filter that is empty or malformed is rejected with `invalid_argument`; the
 /// message quotes the filter, gives the position (1-based, counted in Unicode
-/// scalars) and says what was expected there. (containerd treats an empty filter
-/// as matching everything; Veneer asks callers to leave the filter out instead.)
+/// scalars), shows the text found there and says what was expected. (containerd
+/// treats an empty filter as matching everything; Veneer asks callers to leave
+/// the filter out instead.)
+///
+/// ## Cost
+/// Parsing compiles each regular expression once; matching is then a few string
+/// comparisons per selector. Swift's `Regex` engine backtracks, unlike Go's RE2:
+/// a pattern with nested repetition such as `^(a+)+$` can take exponential time
+/// on a long key that almost matches.
 public struct SnapshotFilter: Sendable {
     /// The filter as written.
     let text: String
@@ -500,10 +511,14 @@ struct FilterParser {
     }
 
     private func failure(at index: Int, _ message: String) -> VeneerError {
-        let place =
-            index >= scalars.count
-            ? "at position \(index + 1) (the end of the filter)"
-            : "at position \(index + 1)"
+        let place: String
+        if index >= scalars.count {
+            place = "at position \(index + 1) (the end of the filter)"
+        } else {
+            let end = min(scalars.count, index + 16)
+            let excerpt = String(String.UnicodeScalarView(scalars[index..<end]))
+            place = "at position \(index + 1) (\(quoted(excerpt))\(end < scalars.count ? "..." : ""))"
+        }
         return .invalidArgument("invalid filter \(quoted(text)) \(place): \(message)")
     }
 }

@@ -56,7 +56,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
             let hour = digits(11, 2), b[13] == UInt8(ascii: ":"),
             let minute = digits(14, 2), b[16] == UInt8(ascii: ":"),
             let second = digits(17, 2),
-            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+            (1...12).contains(month), (1...Self.daysInMonth(year, month)).contains(day),
+            hour < 24, minute < 60, second < 61
         else { return nil }
         var i = 19
         var fraction: Int64 = 0
@@ -79,7 +80,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
             i += 1
         } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
             guard let oh = digits(i + 1, 2), i + 3 < b.count, b[i + 3] == UInt8(ascii: ":"),
-                let om = digits(i + 4, 2)
+                let om = digits(i + 4, 2), oh < 24, om < 60
             else { return nil }
             offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "+") ? 1 : -1)
             i += 6
@@ -88,8 +89,16 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         }
         guard i == b.count else { return nil }
         let days = Self.days(fromCivil: year, month, day)
-        let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset
-        self.nanosecondsSinceEpoch = secs * 1_000_000_000 + fraction
+        var secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset
+        if secs < 0 && fraction > 0 {
+            // Keeps the earliest representable instant (1677-09-21) from overflowing below.
+            secs += 1
+            fraction -= 1_000_000_000
+        }
+        let (whole, overflow) = secs.multipliedReportingOverflow(by: 1_000_000_000)
+        let (total, overflowAdding) = whole.addingReportingOverflow(fraction)
+        guard !overflow, !overflowAdding else { return nil }
+        self.nanosecondsSinceEpoch = total
     }
 
     public init(from decoder: any Decoder) throws {
@@ -109,6 +118,14 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
     private static func pad(_ value: Int64, _ width: Int) -> String {
         let s = String(value)
         return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+
+    private static func daysInMonth(_ year: Int64, _ month: Int64) -> Int64 {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 
     // Days since the epoch <-> proleptic Gregorian date (Howard Hinnant's algorithms).
