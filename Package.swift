@@ -35,7 +35,9 @@ let package = Package(
         ),
         // The only code that talks to libc and system C libraries.
         .target(name: "CVeneerOS"),
-        .target(name: "VeneerOS", dependencies: ["CVeneerOS"], swiftSettings: strict),
+        .systemLibrary(name: "CMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "VeneerOS", dependencies: ["CVeneerOS", "CMount", "CSystemd"], swiftSettings: strict),
         // Snapshot lifecycle: ties the core rules, the store and the file system together.
         .target(
             name: "VeneerSnapshotter",
@@ -104,6 +106,11 @@ let package = Package(
         .testTarget(name: "VeneerCoreTests", dependencies: ["VeneerCore"], swiftSettings: strict),
         .testTarget(name: "VeneerStoreTests", dependencies: ["VeneerStore", "VeneerCore"], swiftSettings: strict),
         .testTarget(name: "VeneerOSTests", dependencies: ["VeneerOS"], swiftSettings: strict),
+        .testTarget(
+            name: "SystemdTests",
+            dependencies: ["VeneerCore", "VeneerClient", "VeneerOS"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "VeneerSnapshotterTests",
             dependencies: ["VeneerSnapshotter", "VeneerCore", "VeneerOS"],

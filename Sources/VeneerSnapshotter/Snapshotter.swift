@@ -61,8 +61,8 @@ public final class Snapshotter: Sendable {
         let layout = self.layout
         let record = try await store.create(
             NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: Self.now())
-        ) { id, parentRecord in
-            try Self.materialize(id: id, kind: kind, parent: parentRecord, layout: layout)
+        ) { id, parentRecord, batch in
+            try Self.materialize(id: id, kind: kind, parent: parentRecord, layout: layout, batch: batch)
         }
         logger.info("created snapshot", metadata: ["key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
         let mounts = try await mounts(of: record)
@@ -70,8 +70,12 @@ public final class Snapshotter: Sendable {
     }
 
     /// Builds the snapshot's directories under a staging name and renames them into
-    /// place, durably. Runs inside the store's transaction: if it throws, no row is written.
-    private static func materialize(id: Int64, kind: SnapshotKind, parent: SnapshotRecord?, layout: Layout) throws {
+    /// place. Runs inside the store's transaction: if it throws, no row is written; if
+    /// the transaction does not commit, the directory is removed again. `snapshots/` is
+    /// fsync'd once per transaction, before it commits.
+    private static func materialize(
+        id: Int64, kind: SnapshotKind, parent: SnapshotRecord?, layout: Layout, batch: WriteBatch
+    ) throws {
         let staging = layout.stagingDirectory(id)
         let final = layout.snapshotDirectory(id)
         do {
@@ -88,7 +92,9 @@ public final class Snapshotter: Sendable {
                 try FileSystem.makeDirectory(staging + "/work", mode: 0o700)
             }
             try FileSystem.rename(staging, to: final)
-            try FileSystem.syncDirectory(layout.snapshots)
+            batch.onRollback { try? FileSystem.removeTree(final) }
+            let snapshots = layout.snapshots
+            batch.beforeCommit(once: "sync " + snapshots) { try FileSystem.syncDirectory(snapshots) }
         } catch {
             try? FileSystem.removeTree(staging)
             try? FileSystem.removeTree(final)
@@ -159,7 +165,13 @@ public final class Snapshotter: Sendable {
         let filter = try SnapshotFilterSet(parsing: filters)
         let all = try await store.list()
         if filter.isEmpty { return all.map(\.info) }
-        return all.lazy.map(\.info).filter { filter.matches($0) }
+        // Regular expressions can be slow on hostile patterns; match away from the
+        // cooperative pool so one such request cannot stall the others.
+        do {
+            return try await blocking { all.lazy.map(\.info).filter { filter.matches($0) } }
+        } catch {
+            throw .internal("filtering failed: \(error)")
+        }
     }
 
     public func update(key: String, labels: [String: String], fieldpaths: [String]) async throws(VeneerError) -> SnapshotInfo {

@@ -44,6 +44,7 @@ public struct NewSnapshot: Sendable {
 /// transaction, so concurrent operations on the same keys are serialized.
 public final class SnapshotStore: Sendable {
     private let pool: DatabasePool
+    private let batcher: WriteBatcher
     public let path: String
 
     public init(path: String) throws(VeneerError) {
@@ -59,6 +60,7 @@ public final class SnapshotStore: Sendable {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
             }
             try Self.migrator.migrate(pool)
+            batcher = WriteBatcher(pool: pool)
         } catch {
             throw .unavailable("cannot open the metadata database \(path): \(error); check the state root's permissions and free space")
         }
@@ -198,9 +200,9 @@ public final class SnapshotStore: Sendable {
     /// nothing is written.
     public func create(
         _ new: NewSnapshot,
-        beforeCommit: @escaping @Sendable (_ id: Int64, _ parent: SnapshotRecord?) throws -> Void
+        beforeCommit: @escaping @Sendable (_ id: Int64, _ parent: SnapshotRecord?, _ batch: WriteBatch) throws -> Void
     ) async throws(VeneerError) -> SnapshotRecord {
-        try await write { db in
+        try await write { db, batch in
             let existing = try Self.fetchKind(db, key: new.key)
             var parent: SnapshotRecord?
             if let parentKey = new.parent {
@@ -219,7 +221,7 @@ public final class SnapshotStore: Sendable {
                     new.created.nanosecondsSinceEpoch, new.created.nanosecondsSinceEpoch,
                 ])
             let id = db.lastInsertedRowID
-            try beforeCommit(id, parent)
+            try beforeCommit(id, parent, batch)
             return SnapshotRecord(
                 id: id, key: new.key, kind: new.kind, parentID: parent?.id, parentKey: parent?.key,
                 labels: new.labels, created: new.created, updated: new.created, usage: nil)
@@ -232,7 +234,7 @@ public final class SnapshotStore: Sendable {
     public func commit(
         key: String, name: String, labels: [String: String], usage: Usage, at time: Timestamp, expectedID: Int64
     ) async throws(VeneerError) -> SnapshotRecord {
-        try await write { db in
+        try await write { db, _ in
             let nameTaken = try Self.fetchKind(db, key: name)
             let current = try Self.fetch(db, key: key)
             try Lifecycle.checkCommit(name: name, nameTaken: nameTaken?.kind, key: key, kind: current?.kind)
@@ -263,7 +265,7 @@ public final class SnapshotStore: Sendable {
     public func remove(_ key: String, check: @escaping @Sendable (SnapshotRecord) throws -> Void = { _ in })
         async throws(VeneerError) -> SnapshotRecord
     {
-        try await write { db in
+        try await write { db, _ in
             let record = try Self.fetch(db, key: key)
             var children: [String] = []
             var childCount = 0
@@ -288,7 +290,7 @@ public final class SnapshotStore: Sendable {
         _ key: String, at time: Timestamp,
         transform: @escaping @Sendable ([String: String]) throws -> [String: String]
     ) async throws(VeneerError) -> SnapshotRecord {
-        try await write { db in
+        try await write { db, _ in
             guard var record = try Self.fetch(db, key: key) else { throw Lifecycle.notFound(key) }
             let labels = try transform(record.labels)
             try db.execute(
@@ -305,7 +307,7 @@ public final class SnapshotStore: Sendable {
     public func withWritesPaused<T: Sendable>(
         _ body: @escaping @Sendable (_ ids: Set<Int64>) throws -> T
     ) async throws(VeneerError) -> T {
-        try await write { db in
+        try await write { db, _ in
             try body(Set(try Int64.fetchAll(db, sql: "SELECT id FROM snapshots")))
         }
     }
@@ -320,9 +322,11 @@ public final class SnapshotStore: Sendable {
         }
     }
 
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(VeneerError) -> T {
+    private func write<T: Sendable>(
+        _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
+    ) async throws(VeneerError) -> T {
         do {
-            return try await pool.write(body)
+            return try await batcher.submit(body)
         } catch {
             throw Self.mapped(error)
         }
