@@ -7,7 +7,7 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "Veneer",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "veneerd", targets: ["veneerd"]),
         .executable(name: "veneer", targets: ["veneer"]),

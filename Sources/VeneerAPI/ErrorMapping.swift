@@ -37,6 +37,13 @@ enum JSON {
             status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
     }
 
+    /// A response whose body was written by `JSONWriter`.
+    static func response(bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
     static func error(_ error: VeneerError) -> Response {
         let body = ErrorResponse(code: error.code.rawValue, message: error.message)
         // Encoding two strings cannot fail; fall back to a fixed body all the same.

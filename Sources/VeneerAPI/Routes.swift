@@ -35,19 +35,19 @@ public enum API {
             _ = try RequestDecoding.query(request, allowed: [])
             let (info, mounts) = try await snapshotter.create(
                 key: body.key, parent: body.parent, kind: body.kind ?? .active, labels: body.labels ?? [:])
-            return try JSON.response(PrepareResponse(snapshot: info, mounts: mounts), status: .created)
+            return JSON.response(bytes: JSONWriter.prepared(info, mounts), status: .created)
         }
 
         snapshots.get { request, _ -> Response in
             let filters = try RequestDecoding.query(request, allowed: ["filter"]).map(\.1)
             let list = try await snapshotter.list(filters: filters)
-            return try JSON.response(ListResponse(snapshots: list))
+            return JSON.response(bytes: JSONWriter.list(list))
         }
 
         snapshots.get("{key}") { request, context -> Response in
             _ = try RequestDecoding.query(request, allowed: [])
             let key = try RequestDecoding.key(context)
-            return try JSON.response(try await snapshotter.stat(key: key))
+            return JSON.response(bytes: JSONWriter.info(try await snapshotter.stat(key: key)))
         }
 
         snapshots.patch("{key}") { request, context -> Response in
@@ -55,7 +55,7 @@ public enum API {
             let body = try await RequestDecoding.body(UpdateRequest.self, from: request, what: "the update request")
             _ = try RequestDecoding.query(request, allowed: [])
             let info = try await snapshotter.update(key: key, labels: body.labels, fieldpaths: body.fieldpaths ?? [])
-            return try JSON.response(info)
+            return JSON.response(bytes: JSONWriter.info(info))
         }
 
         snapshots.delete("{key}") { request, context -> Response in
@@ -71,13 +71,13 @@ public enum API {
             let body = try await RequestDecoding.body(CommitRequest.self, from: request, what: "the commit request")
             _ = try RequestDecoding.query(request, allowed: [])
             let info = try await snapshotter.commit(key: key, name: body.name, labels: body.labels ?? [:])
-            return try JSON.response(info, status: .created)
+            return JSON.response(bytes: JSONWriter.info(info), status: .created)
         }
 
         snapshots.get("{key}/mounts") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             _ = try RequestDecoding.query(request, allowed: [])
-            return try JSON.response(MountsResponse(mounts: try await snapshotter.mounts(key: key)))
+            return JSON.response(bytes: JSONWriter.mountList(try await snapshotter.mounts(key: key)))
         }
 
         snapshots.get("{key}/usage") { request, context -> Response in

@@ -9,11 +9,15 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     public var operation: String
     public var path: String
     public var errno: Int32
+    /// What the kernel or a library said beyond the errno (for example which layer
+    /// of an overlay could not be resolved), or nil.
+    public var detail: String?
 
-    public init(_ operation: String, _ path: String, errno: Int32) {
+    public init(_ operation: String, _ path: String, errno: Int32, detail: String? = nil) {
         self.operation = operation
         self.path = path
         self.errno = errno
+        self.detail = detail
     }
 
     /// Builds the error from the calling thread's current errno.
@@ -26,7 +30,11 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
         return String(cString: text)
     }
 
-    public var description: String { "\(operation) \(path): \(reason) (errno \(errno))" }
+    public var description: String {
+        let base = "\(operation) \(path): \(reason) (errno \(errno))"
+        guard let detail, !detail.isEmpty else { return base }
+        return base + ": " + detail
+    }
 
     public var isNotFound: Bool { errno == ENOENT }
     public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT }

@@ -1,3 +1,6 @@
+// sd-daemon.h includes <sys/socket.h>; with whole-module optimization the socket
+// declarations are then attributed to CSystemd, so this file imports it as well.
+internal import CSystemd
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import VeneerCore
 
 /// One row of the snapshots table.
@@ -42,10 +43,31 @@ public struct NewSnapshot: Sendable {
 /// Snapshot metadata in SQLite (WAL, synchronous=FULL): a write is durable when
 /// its method returns. Checks and changes of one operation happen in one
 /// transaction, so concurrent operations on the same keys are serialized.
+///
+/// Reads are served from an in-memory index of all rows, loaded at open and updated
+/// after each transaction commits (in commit order, before the writer is answered),
+/// so a client always reads what it wrote. Write transactions check their rules
+/// against the database itself.
 public final class SnapshotStore: Sendable {
     private let pool: DatabasePool
     private let batcher: WriteBatcher
+    private let index: Mutex<Index>
     public let path: String
+
+    struct Index {
+        var byKey: [String: SnapshotRecord] = [:]
+        var keyByID: [Int64: String] = [:]
+
+        mutating func insert(_ record: SnapshotRecord) {
+            if let old = keyByID[record.id], old != record.key { byKey[old] = nil }
+            byKey[record.key] = record
+            keyByID[record.id] = record.key
+        }
+
+        mutating func remove(id: Int64) {
+            if let key = keyByID.removeValue(forKey: id) { byKey[key] = nil }
+        }
+    }
 
     public init(path: String) throws(VeneerError) {
         self.path = path
@@ -61,6 +83,12 @@ public final class SnapshotStore: Sendable {
             }
             try Self.migrator.migrate(pool)
             batcher = WriteBatcher(pool: pool)
+            let records = try pool.read { db in
+                try Row.fetchAll(db, sql: Self.selectColumns + " ORDER BY s.id").map(Self.record)
+            }
+            var loaded = Index()
+            for record in records { loaded.insert(record) }
+            index = Mutex(loaded)
         } catch {
             throw .unavailable("cannot open the metadata database \(path): \(error); check the state root's permissions and free space")
         }
@@ -133,50 +161,35 @@ public final class SnapshotStore: Sendable {
     // MARK: - Reads
 
     public func get(_ key: String) async throws(VeneerError) -> SnapshotRecord? {
-        try await read { db in try Self.fetch(db, key: key) }
+        index.withLock { $0.byKey[key] }
     }
 
     /// The snapshot and its ancestors, nearest first: `[self, parent, grandparent, ...]`.
     public func chain(_ key: String) async throws(VeneerError) -> [SnapshotRecord] {
-        try await read { db in
-            guard let first = try Self.fetch(db, key: key) else { return [] }
-            return try [first] + Self.ancestors(db, of: first.parentID)
+        index.withLock { index in
+            var chain: [SnapshotRecord] = []
+            var next = index.byKey[key]
+            while let record = next {
+                chain.append(record)
+                next = record.parentID.flatMap { index.keyByID[$0] }.flatMap { index.byKey[$0] }
+            }
+            return chain
         }
     }
 
-    private static func ancestors(_ db: Database, of parentID: Int64?) throws -> [SnapshotRecord] {
-        guard let parentID else { return [] }
-        let rows = try Row.fetchAll(
-            db.cachedStatement(
-                sql: """
-                    WITH RECURSIVE chain(id, depth) AS (
-                        SELECT ?, 0
-                        UNION ALL
-                        SELECT s.parent_id, chain.depth + 1 FROM snapshots s JOIN chain ON s.id = chain.id
-                        WHERE s.parent_id IS NOT NULL
-                    )
-                    \(selectColumns) JOIN chain c ON c.id = s.id ORDER BY c.depth
-                    """), arguments: [parentID])
-        return try rows.map(record)
-    }
-
+    /// Every snapshot, oldest first.
     public func list() async throws(VeneerError) -> [SnapshotRecord] {
-        try await read { db in
-            try Row.fetchAll(db.cachedStatement(sql: Self.selectColumns + " ORDER BY s.id")).map(Self.record)
-        }
+        index.withLock { Array($0.byKey.values) }.sorted { $0.id < $1.id }
     }
 
     public func counts() async throws(VeneerError) -> KindCounts {
-        try await read { db in
+        index.withLock { index in
             var counts = KindCounts()
-            for row in try Row.fetchAll(db, sql: "SELECT kind, COUNT(*) FROM snapshots GROUP BY kind") {
-                let kind: String = row[0]
-                let n: Int = row[1]
-                switch SnapshotKind(rawValue: kind) {
-                case .active: counts.active = n
-                case .view: counts.view = n
-                case .committed: counts.committed = n
-                case nil: break
+            for record in index.byKey.values {
+                switch record.kind {
+                case .active: counts.active += 1
+                case .view: counts.view += 1
+                case .committed: counts.committed += 1
                 }
             }
             return counts
@@ -185,7 +198,7 @@ public final class SnapshotStore: Sendable {
 
     /// Ids of every snapshot; used to find directories that belong to no row.
     public func allIDs() async throws(VeneerError) -> Set<Int64> {
-        try await read { db in Set(try Int64.fetchAll(db, sql: "SELECT id FROM snapshots")) }
+        index.withLock { Set($0.keyByID.keys) }
     }
 
     /// A query that proves the database answers (used by health checks).
@@ -222,9 +235,11 @@ public final class SnapshotStore: Sendable {
                 ])
             let id = db.lastInsertedRowID
             try beforeCommit(id, parent, batch)
-            return SnapshotRecord(
+            let record = SnapshotRecord(
                 id: id, key: new.key, kind: new.kind, parentID: parent?.id, parentKey: parent?.key,
                 labels: new.labels, created: new.created, updated: new.created, usage: nil)
+            batch.afterCommit { self.index.withLock { $0.insert(record) } }
+            return record
         }
     }
 
@@ -234,7 +249,7 @@ public final class SnapshotStore: Sendable {
     public func commit(
         key: String, name: String, labels: [String: String], usage: Usage, at time: Timestamp, expectedID: Int64
     ) async throws(VeneerError) -> SnapshotRecord {
-        try await write { db, _ in
+        try await write { db, batch in
             let nameTaken = try Self.fetchKind(db, key: name)
             let current = try Self.fetch(db, key: key)
             try Lifecycle.checkCommit(name: name, nameTaken: nameTaken?.kind, key: key, kind: current?.kind)
@@ -257,6 +272,8 @@ public final class SnapshotStore: Sendable {
             record.created = time
             record.updated = time
             record.usage = usage
+            let committed = record
+            batch.afterCommit { self.index.withLock { $0.insert(committed) } }
             return record
         }
     }
@@ -265,7 +282,7 @@ public final class SnapshotStore: Sendable {
     public func remove(_ key: String, check: @escaping @Sendable (SnapshotRecord) throws -> Void = { _ in })
         async throws(VeneerError) -> SnapshotRecord
     {
-        try await write { db, _ in
+        try await write { db, batch in
             let record = try Self.fetch(db, key: key)
             var children: [String] = []
             var childCount = 0
@@ -281,6 +298,7 @@ public final class SnapshotStore: Sendable {
             guard let record else { throw Lifecycle.notFound(key) }
             try check(record)
             try db.execute(sql: "DELETE FROM snapshots WHERE id = ?", arguments: [record.id])
+            batch.afterCommit { self.index.withLock { $0.remove(id: record.id) } }
             return record
         }
     }
@@ -290,7 +308,7 @@ public final class SnapshotStore: Sendable {
         _ key: String, at time: Timestamp,
         transform: @escaping @Sendable ([String: String]) throws -> [String: String]
     ) async throws(VeneerError) -> SnapshotRecord {
-        try await write { db, _ in
+        try await write { db, batch in
             guard var record = try Self.fetch(db, key: key) else { throw Lifecycle.notFound(key) }
             let labels = try transform(record.labels)
             try db.execute(
@@ -298,6 +316,8 @@ public final class SnapshotStore: Sendable {
                 arguments: [try Self.encodeLabels(labels), time.nanosecondsSinceEpoch, record.id])
             record.labels = labels
             record.updated = time
+            let updated = record
+            batch.afterCommit { self.index.withLock { $0.insert(updated) } }
             return record
         }
     }

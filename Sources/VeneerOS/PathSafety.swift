@@ -1,0 +1,203 @@
+internal import CVeneerOS
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Why a path cannot be used as a mount target.
+public enum TargetProblem: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Not an absolute path (or empty).
+    case notAbsolute(target: String)
+    /// Has `.` or `..` components, repeated slashes, a trailing slash or a NUL byte.
+    case notNormalized(target: String)
+    /// `component` (the target or one of its parents) does not exist.
+    case missing(target: String, component: String)
+    /// `component` (the target or one of its parents) is not a directory.
+    case notDirectory(target: String, component: String)
+    /// `component` (the target or one of its parents) is a symbolic link.
+    case symlinkComponent(target: String, component: String)
+    /// The target is the state root or lies inside it.
+    case insideRoot(target: String, root: String)
+    /// The target is a parent of the state root: a mount there would hide it.
+    case containsRoot(target: String, root: String)
+    /// A system call failed while checking.
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .notAbsolute(let target):
+            return "target \(quoted(target)) is not an absolute path"
+        case .notNormalized(let target):
+            return "target \(quoted(target)) is not normalized (no \".\" or \"..\" components, repeated or trailing slashes)"
+        case .missing(let target, let component):
+            return component == target
+                ? "target \(target) does not exist"
+                : "target \(target) does not exist: \(component) is missing"
+        case .notDirectory(let target, let component):
+            return component == target
+                ? "target \(target) is not a directory"
+                : "target \(target) is not reachable: \(component) is not a directory"
+        case .symlinkComponent(let target, let component):
+            return component == target
+                ? "target \(target) is a symbolic link"
+                : "target \(target) has a symbolic link in its path: \(component)"
+        case .insideRoot(let target, let root):
+            return "target \(target) is inside the state root \(root)"
+        case .containsRoot(let target, let root):
+            return "target \(target) contains the state root \(root); a mount there would hide it"
+        case .system(let error):
+            return error.description
+        }
+    }
+
+    private func quoted(_ text: String) -> String {
+        "\"" + text + "\""
+    }
+}
+
+/// Checks on paths handed in by clients.
+public enum PathSafety {
+    /// True for an absolute path without `.`/`..` components, repeated slashes, a
+    /// trailing slash (except `/` itself) or NUL bytes.
+    public static func isNormalizedAbsolute(_ path: String) -> Bool {
+        guard path.hasPrefix("/") else { return false }
+        if path == "/" { return true }
+        if path.utf8.contains(0) || path.hasSuffix("/") { return false }
+        for component in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst() {
+            if component.isEmpty { return false }
+            if component.elementsEqual(".".utf8) || component.elementsEqual("..".utf8) { return false }
+        }
+        return true
+    }
+
+    /// Component-wise containment of normalized absolute paths: `path` is `root` or
+    /// below it (`/a/bc` is not inside `/a/b`).
+    public static func isLexicallyInside(_ path: String, _ root: String) -> Bool {
+        if root == "/" { return path.hasPrefix("/") }
+        return path == root || path.hasPrefix(root + "/")
+    }
+
+    /// Whether `path` is `root` or inside it, after resolving `root` (and `path`, when
+    /// it exists) with realpath.
+    public static func isInside(_ path: String, root: String) throws(SystemError) -> Bool {
+        let realRoot = try FileSystem.realPath(root)
+        let realTarget = (try? FileSystem.realPath(path)) ?? path
+        return isLexicallyInside(realTarget, realRoot)
+    }
+
+    /// Validates a mount target: absolute and normalized, an existing directory reached
+    /// without symbolic links, and, when `root` is given, neither inside the state root
+    /// (also through another path to the same directory, like a bind mount of it) nor
+    /// one of its parents.
+    public static func validateMountTarget(_ path: String, root: String? = nil) throws(TargetProblem) {
+        if path.isEmpty || !path.hasPrefix("/") { throw .notAbsolute(target: path) }
+        if !isNormalizedAbsolute(path) { throw .notNormalized(target: path) }
+        try checkDirectoryWithoutSymlinks(path)
+        guard let root else { return }
+        let realRoot: String
+        do {
+            realRoot = try FileSystem.realPath(root)
+        } catch {
+            throw .system(error)
+        }
+        if isLexicallyInside(path, realRoot) { throw .insideRoot(target: path, root: realRoot) }
+        if isLexicallyInside(realRoot, path) { throw .containsRoot(target: path, root: realRoot) }
+        // The same directory can be reachable under another path (bind mounts).
+        var rootStat = stat()
+        if stat(realRoot, &rootStat) != 0 { throw .system(.last("stat", realRoot)) }
+        for prefix in prefixes(of: path) {
+            var st = stat()
+            if lstat(prefix, &st) == 0 && st.st_dev == rootStat.st_dev && st.st_ino == rootStat.st_ino {
+                throw .insideRoot(target: path, root: realRoot)
+            }
+        }
+    }
+
+    /// `/a`, `/a/b`, `/a/b/c` for `/a/b/c`; `/` for `/`.
+    static func prefixes(of path: String) -> [String] {
+        if path == "/" { return ["/"] }
+        var result: [String] = []
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            result.append(current)
+        }
+        return result
+    }
+
+    /// Fails unless `path` is an existing directory reached without symbolic links,
+    /// naming the component at fault.
+    private static func checkDirectoryWithoutSymlinks(_ path: String) throws(TargetProblem) {
+        let fd = veneer_openat2(
+            AT_FDCWD, path, UInt64(VENEER_O_PATH) | UInt64(O_DIRECTORY) | UInt64(O_CLOEXEC), 0,
+            UInt64(VENEER_RESOLVE_NO_SYMLINKS))
+        if fd >= 0 {
+            close(fd)
+            return
+        }
+        let code = Glibc.errno
+        // Name the component at fault (and check at all where openat2 is missing).
+        for prefix in prefixes(of: path) {
+            var st = stat()
+            if lstat(prefix, &st) != 0 {
+                let failure = Glibc.errno
+                if failure == ENOENT { throw .missing(target: path, component: prefix) }
+                if failure == ENOTDIR { throw .notDirectory(target: path, component: prefix) }
+                throw .system(SystemError("stat", prefix, errno: failure))
+            }
+            switch st.st_mode & S_IFMT {
+            case S_IFLNK: throw .symlinkComponent(target: path, component: prefix)
+            case S_IFDIR: continue
+            default: throw .notDirectory(target: path, component: prefix)
+            }
+        }
+        switch code {
+        case ENOSYS, EPERM, E2BIG, EINVAL:
+            return  // no openat2 here (or filtered): the walk above found nothing wrong
+        case ELOOP: throw .symlinkComponent(target: path, component: path)
+        case ENOENT: throw .missing(target: path, component: path)
+        case ENOTDIR: throw .notDirectory(target: path, component: path)
+        default: throw .system(SystemError("open", path, errno: code))
+        }
+    }
+
+    /// Opens `path` as an `O_PATH` directory descriptor without following symbolic
+    /// links in any component (openat2 RESOLVE_NO_SYMLINKS, or a walk one component at
+    /// a time with O_NOFOLLOW where openat2 is missing). The caller closes it.
+    static func openDirectoryWithoutSymlinks(_ path: String) throws(SystemError) -> Int32 {
+        let flags = Int32(VENEER_O_PATH) | O_DIRECTORY | O_CLOEXEC
+        let fd = veneer_openat2(AT_FDCWD, path, UInt64(UInt32(bitPattern: flags)), 0, UInt64(VENEER_RESOLVE_NO_SYMLINKS))
+        if fd >= 0 { return fd }
+        let code = Glibc.errno
+        switch code {
+        case ENOSYS, EPERM, E2BIG:
+            return try openDirectoryByWalking(path)
+        case ELOOP:
+            throw SystemError("open", path, errno: ELOOP, detail: "a component of the path is a symbolic link")
+        default:
+            throw SystemError("open", path, errno: code)
+        }
+    }
+
+    private static func openDirectoryByWalking(_ path: String) throws(SystemError) -> Int32 {
+        guard path.hasPrefix("/") else { throw SystemError("open", path, errno: EINVAL, detail: "not an absolute path") }
+        let flags = Int32(VENEER_O_PATH) | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW
+        var current = open("/", flags)
+        if current < 0 { throw .last("open", "/") }
+        for component in path.split(separator: "/") {
+            var st = stat()
+            if fstatat(current, String(component), &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_mode & S_IFMT == S_IFLNK {
+                close(current)
+                throw SystemError("open", path, errno: ELOOP, detail: "a component of the path is a symbolic link")
+            }
+            let next = openat(current, String(component), flags)
+            let code = Glibc.errno
+            close(current)
+            if next < 0 { throw SystemError("open", path, errno: code) }
+            current = next
+        }
+        return current
+    }
+}
