@@ -36,8 +36,9 @@ struct JSONWriter {
     }
 
     mutating func info(_ info: SnapshotInfo) {
-        raw("{\"created\":")
-        string(info.created.rfc3339)
+        raw("{\"created\":\"")
+        info.created.appendRFC3339(to: &bytes)
+        raw("\"")
         raw(",\"key\":")
         string(info.key)
         raw(",\"kind\":")
@@ -56,9 +57,9 @@ struct JSONWriter {
             raw(",\"parent\":")
             string(parent)
         }
-        raw(",\"updated\":")
-        string(info.updated.rfc3339)
-        raw("}")
+        raw(",\"updated\":\"")
+        info.updated.appendRFC3339(to: &bytes)
+        raw("\"}")
     }
 
     mutating func mount(_ mount: Mount) {

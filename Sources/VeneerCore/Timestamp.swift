@@ -15,6 +15,14 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
     public var description: String { rfc3339 }
 
     public var rfc3339: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(30)
+        appendRFC3339(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the RFC 3339 form (30 bytes for years 0000-9999) to `bytes`.
+    public func appendRFC3339(to bytes: inout [UInt8]) {
         let ns = nanosecondsSinceEpoch
         var seconds = ns / 1_000_000_000
         var fraction = ns % 1_000_000_000
@@ -29,13 +37,38 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
             days -= 1
         }
         let (year, month, day) = Self.civil(fromDays: days)
-        let hour = secondOfDay / 3600
-        let minute = (secondOfDay % 3600) / 60
-        let second = secondOfDay % 60
-        return "\(Self.pad(year, 4))-\(Self.pad(month, 2))-\(Self.pad(day, 2))T"
-            + "\(Self.pad(hour, 2)):\(Self.pad(minute, 2)):\(Self.pad(second, 2))."
-            + "\(Self.pad(fraction, 9))Z"
+        func digits(_ value: Int64, _ width: Int) {
+            if value < 0 || value >= Self.powersOfTen[min(width, 18)] {
+                bytes.append(contentsOf: String(value).utf8)
+                return
+            }
+            var divisor = Self.powersOfTen[width - 1]
+            for _ in 0..<width {
+                bytes.append(UInt8(ascii: "0") + UInt8((value / divisor) % 10))
+                divisor /= 10
+            }
+        }
+        digits(year, 4)
+        bytes.append(UInt8(ascii: "-"))
+        digits(month, 2)
+        bytes.append(UInt8(ascii: "-"))
+        digits(day, 2)
+        bytes.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits((secondOfDay % 3600) / 60, 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2)
+        bytes.append(UInt8(ascii: "."))
+        digits(fraction, 9)
+        bytes.append(UInt8(ascii: "Z"))
     }
+
+    private static let powersOfTen: [Int64] = {
+        var powers: [Int64] = [1]
+        for _ in 1...18 { powers.append(powers[powers.count - 1] * 10) }
+        return powers
+    }()
 
     /// Parses RFC 3339 (`Z` or `±hh:mm` offsets, 0 to 9 fractional digits).
     public init?(rfc3339 text: String) {
@@ -115,10 +148,6 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         try c.encode(rfc3339)
     }
 
-    private static func pad(_ value: Int64, _ width: Int) -> String {
-        let s = String(value)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
-    }
 
     private static func daysInMonth(_ year: Int64, _ month: Int64) -> Int64 {
         switch month {
