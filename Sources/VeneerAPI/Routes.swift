@@ -8,13 +8,17 @@ import VeneerSnapshotter
 /// Facts about the running daemon that `/v1/status` reports.
 public struct ServerFacts: Sendable {
     public var root: String
+    public var rootFilesystem: String
     public var socket: String
+    public var overlay: OverlayFeatureReport
     /// Monotonic start time, for the uptime.
     public var startedAt: Int64
 
-    public init(root: String, socket: String, startedAt: Int64) {
+    public init(root: String, rootFilesystem: String, socket: String, overlay: OverlayFeatureReport, startedAt: Int64) {
         self.root = root
+        self.rootFilesystem = rootFilesystem
         self.socket = socket
+        self.overlay = overlay
         self.startedAt = startedAt
     }
 }
@@ -95,16 +99,59 @@ public enum API {
 
         router.get("v1/status") { request, _ -> Response in
             _ = try RequestDecoding.query(request, allowed: [])
-            let counts = try await snapshotter.counts()
-            let uptime = Double(SystemClock.monotonicNanoseconds() - facts.startedAt) / 1e9
-            return try JSON.response(
-                StatusResponse(
-                    version: Veneer.version, root: facts.root, socket: facts.socket, snapshots: counts,
-                    uptimeSeconds: uptime))
+            return try JSON.response(try await status(snapshotter: snapshotter, facts: facts))
+        }
+
+        router.post("v1/mounts") { request, _ -> Response in
+            let body = try await RequestDecoding.body(MountRequest.self, from: request, what: "the mount request")
+            _ = try RequestDecoding.query(request, allowed: [])
+            let live = try await snapshotter.mount(key: body.key, target: body.target, readonly: body.readonly ?? false)
+            return try JSON.response(live, status: .created)
+        }
+
+        router.get("v1/mounts") { request, _ -> Response in
+            let query = try RequestDecoding.query(request, allowed: ["key"])
+            if query.count > 1 {
+                throw VeneerError.invalidArgument("give the key query parameter at most once")
+            }
+            let mounts = try await snapshotter.liveMounts(key: query.first?.1)
+            return try JSON.response(LiveMountsResponse(mounts: mounts))
+        }
+
+        router.delete("v1/mounts") { request, _ -> Response in
+            let query = try RequestDecoding.query(request, allowed: ["target", "lazy"])
+            try await RequestDecoding.noBody(request, what: "DELETE")
+            let targets = query.filter { $0.0 == "target" }.map(\.1)
+            guard targets.count == 1, let target = targets.first else {
+                throw VeneerError.invalidArgument("name exactly one target: DELETE /v1/mounts?target=/absolute/path")
+            }
+            let lazyValues = query.filter { $0.0 == "lazy" }.map(\.1)
+            var lazy = false
+            switch lazyValues.count {
+            case 0: break
+            case 1:
+                switch lazyValues[0] {
+                case "true", "1": lazy = true
+                case "false", "0": lazy = false
+                default: throw VeneerError.invalidArgument("lazy must be true or false, not \(quoted(lazyValues[0]))")
+                }
+            default: throw VeneerError.invalidArgument("give the lazy query parameter at most once")
+            }
+            try await snapshotter.unmount(target: target, lazy: lazy)
+            return Response(status: .noContent)
         }
 
         return router
     }
+}
+
+public func status(snapshotter: Snapshotter, facts: ServerFacts) async throws(VeneerError) -> StatusResponse {
+    let counts = try await snapshotter.counts()
+    let uptime = Double(SystemClock.monotonicNanoseconds() - facts.startedAt) / 1e9
+    return StatusResponse(
+        version: Veneer.version, root: facts.root, rootFilesystem: facts.rootFilesystem, socket: facts.socket,
+        snapshots: counts, mounts: try await snapshotter.store.mounts().count, maxDepth: snapshotter.maxDepth,
+        deepestChain: try await snapshotter.store.deepestChain(), overlay: facts.overlay, uptimeSeconds: uptime)
 }
 
 /// One debug line per request: method, path, status, duration.

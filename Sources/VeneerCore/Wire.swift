@@ -134,20 +134,40 @@ public struct CleanupResponse: Sendable, Equatable, Codable {
 public struct StatusResponse: Sendable, Equatable, Codable {
     public var version: String
     public var root: String
+    /// File system type of the state root (`ext4`, `xfs`, `btrfs`, ...).
+    public var rootFilesystem: String
     public var socket: String
     public var snapshots: KindCounts
+    /// Live mounts the daemon made.
+    public var mounts: Int
+    /// Largest number of lower layers a prepare or view may stack.
+    public var maxDepth: Int
+    /// Longest chain of committed layers present.
+    public var deepestChain: Int
+    public var overlay: OverlayFeatureReport
     public var uptimeSeconds: Double
 
-    public init(version: String, root: String, socket: String, snapshots: KindCounts, uptimeSeconds: Double) {
+    public init(
+        version: String, root: String, rootFilesystem: String, socket: String, snapshots: KindCounts,
+        mounts: Int, maxDepth: Int, deepestChain: Int, overlay: OverlayFeatureReport, uptimeSeconds: Double
+    ) {
         self.version = version
         self.root = root
+        self.rootFilesystem = rootFilesystem
         self.socket = socket
         self.snapshots = snapshots
+        self.mounts = mounts
+        self.maxDepth = maxDepth
+        self.deepestChain = deepestChain
+        self.overlay = overlay
         self.uptimeSeconds = uptimeSeconds
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, root, socket, snapshots
+        case version, root, socket, snapshots, mounts, overlay
+        case rootFilesystem = "root_filesystem"
+        case maxDepth = "max_depth"
+        case deepestChain = "deepest_chain"
         case uptimeSeconds = "uptime_seconds"
     }
 }
@@ -230,5 +250,89 @@ public enum PathSegment {
             throw .invalidArgument("key in path segment \(quoted(String(segment))) is not valid UTF-8")
         }
         return text
+    }
+}
+
+// MARK: - Mounts made by the daemon (`/v1/mounts`)
+
+/// `POST /v1/mounts`
+public struct MountRequest: Sendable, Equatable, Codable {
+    public var key: String
+    /// Absolute, normalized path of an existing directory outside the state root.
+    public var target: String
+    /// Mount an active snapshot read-only (views are always read-only).
+    public var readonly: Bool?
+
+    public init(key: String, target: String, readonly: Bool? = nil) {
+        self.key = key
+        self.target = target
+        self.readonly = readonly
+    }
+
+    enum CodingKeys: String, CodingKey { case key, target, readonly }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownFields(["key", "target", "readonly"], in: "the mount request")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        key = try c.decode(String.self, forKey: .key)
+        target = try c.decode(String.self, forKey: .target)
+        readonly = try c.decodeIfPresent(Bool.self, forKey: .readonly)
+    }
+}
+
+/// A live mount the daemon made and keeps track of.
+public struct LiveMount: Sendable, Equatable, Codable {
+    public var key: String
+    public var target: String
+    public var readonly: Bool
+    /// What was mounted at the target.
+    public var mounts: [Mount]
+    public var mountedAt: Timestamp
+
+    public init(key: String, target: String, readonly: Bool, mounts: [Mount], mountedAt: Timestamp) {
+        self.key = key
+        self.target = target
+        self.readonly = readonly
+        self.mounts = mounts
+        self.mountedAt = mountedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case key, target, readonly, mounts
+        case mountedAt = "mounted_at"
+    }
+}
+
+/// Answer to `GET /v1/mounts`.
+public struct LiveMountsResponse: Sendable, Equatable, Codable {
+    public var mounts: [LiveMount]
+    public init(mounts: [LiveMount]) { self.mounts = mounts }
+}
+
+/// Overlay features of the running kernel, probed at start-up.
+public struct OverlayFeatureReport: Sendable, Equatable, Codable {
+    /// `fsopen`/`fsconfig` with `lowerdir+` (Linux 6.8 and later).
+    public var newMountAPI: Bool
+    public var index: Bool
+    public var metacopy: Bool
+    public var redirectDir: Bool
+    public var userxattr: Bool
+    /// Whether the state root's file system reports d_type (overlayfs requires it).
+    public var dType: Bool
+
+    public init(newMountAPI: Bool, index: Bool, metacopy: Bool, redirectDir: Bool, userxattr: Bool, dType: Bool) {
+        self.newMountAPI = newMountAPI
+        self.index = index
+        self.metacopy = metacopy
+        self.redirectDir = redirectDir
+        self.userxattr = userxattr
+        self.dType = dType
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case index, metacopy, userxattr
+        case newMountAPI = "new_mount_api"
+        case redirectDir = "redirect_dir"
+        case dType = "d_type"
     }
 }

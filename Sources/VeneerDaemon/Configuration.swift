@@ -13,14 +13,31 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var root: String = defaultRoot
     public var socket: String = defaultSocket
     public var logLevel: Logger.Level = .info
+    /// Largest number of lower layers a prepare or view may stack (1 to 500).
+    public var maxDepth: Int = 500
+    /// Extra options appended to overlay mounts, from `knownOverlayOptions`.
+    public var overlayOptions: [String] = []
 
     public init() {}
+
+    /// Overlay options that may be configured, with their allowed values (nil: a flag).
+    public static let knownOverlayOptions: [String: [String]?] = [
+        "index": ["on", "off"],
+        "volatile": nil,
+        "metacopy": ["on", "off"],
+        "redirect_dir": ["on", "off", "follow", "nofollow"],
+        "xino": ["on", "off", "auto"],
+    ]
+
+    static let knownSettings = "root, socket, log_level, max_depth, overlay_options"
 
     /// Settings that the file may hold; every field optional, unknown fields rejected.
     struct File: Decodable {
         var root: String?
         var socket: String?
         var log_level: String?
+        var max_depth: Int?
+        var overlay_options: [String]?
     }
 
     /// Command-line values; nil where the flag was not given.
@@ -63,7 +80,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
             throw .configuration("configuration file \(path) is not valid TOML: \(error.debugDescription)")
         } catch let error as UnexpectedKeysError {
             let keys = error.keys.keys.sorted().joined(separator: ", ")
-            throw .configuration("configuration file \(path) has unknown settings: \(keys); known: root, socket, log_level")
+            throw .configuration("configuration file \(path) has unknown settings: \(keys); known: \(knownSettings)")
         } catch let error as DecodingError {
             throw .configuration("configuration file \(path): \(describe(error))")
         } catch {
@@ -87,6 +104,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let root = file.root { self.root = root }
         if let socket = file.socket { self.socket = socket }
         if let level = file.log_level { self.logLevel = try Self.parseLevel(level, source: "log_level in \(path)") }
+        if let depth = file.max_depth { self.maxDepth = depth }
+        if let options = file.overlay_options { self.overlayOptions = options }
     }
 
     static func parseLevel(_ text: String, source: String) throws(StartupError) -> Logger.Level {
@@ -107,6 +126,29 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         guard socket.hasPrefix("/") else {
             throw .configuration("socket path \(quoted(socket)) must be an absolute path")
+        }
+        if !(1...500).contains(maxDepth) {
+            throw .configuration(
+                "max_depth \(maxDepth) is out of range; the kernel stacks at most 500 overlay lower layers, so use 1 to 500")
+        }
+        for option in overlayOptions {
+            let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0])
+            guard let allowed = Self.knownOverlayOptions[name] else {
+                let known = Self.knownOverlayOptions.keys.sorted().joined(separator: ", ")
+                throw .configuration("overlay option \(quoted(option)) is not supported; known options: \(known)")
+            }
+            switch (allowed, parts.count) {
+            case (nil, 1):
+                break
+            case (nil, _):
+                throw .configuration("overlay option \(quoted(name)) takes no value")
+            case (let values?, 2) where values.contains(String(parts[1])):
+                break
+            case (let values?, _):
+                throw .configuration(
+                    "overlay option \(quoted(option)) needs one of: \(values.map { name + "=" + $0 }.joined(separator: ", "))")
+            }
         }
         if socket.utf8.count > UnixSocket.maxPathBytes {
             throw .configuration("socket path \(quoted(socket)) is \(socket.utf8.count) bytes; Unix socket paths are limited to \(UnixSocket.maxPathBytes) bytes")

@@ -28,9 +28,22 @@ public struct Daemon: Sendable {
         default:
             throw .unusablePath("state root \(root) exists and is not a directory; point --root at a directory")
         }
+        do {
+            try FileSystem.makeDirectories(root, mode: 0o700)
+        } catch {
+            throw .unusablePath("cannot create the state root \(root): \(error)")
+        }
+        // Overlay upper and work directories cannot live on overlayfs (and the kernel
+        // stacks at most two file systems), so a root there could never mount anything.
+        if let type = try? FileSystem.fileSystemType(root), type == "overlay" {
+            throw .unusablePath(
+                "state root \(root) is on overlayfs, where the kernel refuses overlay upper directories; put the root on ext4, xfs or btrfs (--root)")
+        }
         let snapshotter: Snapshotter
         do {
-            snapshotter = try Snapshotter(root: root, logger: logger)
+            snapshotter = try Snapshotter(
+                root: root, maxDepth: configuration.maxDepth, overlayOptions: configuration.overlayOptions,
+                logger: logger)
         } catch {
             throw .unusablePath("state root \(root) is unusable: \(error.message)")
         }
@@ -67,6 +80,14 @@ public struct Daemon: Sendable {
         }
     }
 
+    static func probeOverlay(root: String) -> OverlayFeatureReport {
+        let features = OverlayFeatures.probe(scratch: root)
+        return OverlayFeatureReport(
+            newMountAPI: features.newMountAPI, index: features.index, metacopy: features.metacopy,
+            redirectDir: features.redirectDir, userxattr: features.userxattr,
+            dType: (try? OverlayFeatures.dTypeSupported(root: root)) ?? false)
+    }
+
     /// Serves until a shutdown signal. Cleanup of leftovers runs before the socket opens.
     public func run(snapshotter: Snapshotter) async throws {
         let report = try await snapshotter.cleanup()
@@ -75,9 +96,15 @@ public struct Daemon: Sendable {
                 "startup recovery removed leftovers",
                 metadata: ["removed": "\(report.removed)", "reclaimed_bytes": "\(report.reclaimedBytes)"])
         }
+        let gone = try await snapshotter.reconcileMounts()
+        if !gone.isEmpty {
+            logger.notice("startup reconciliation dropped records of mounts that are gone", metadata: ["count": "\(gone.count)"])
+        }
         let socket = configuration.socket
+        let root = configuration.root
         let facts = ServerFacts(
-            root: configuration.root, socket: socket, startedAt: SystemClock.monotonicNanoseconds())
+            root: root, rootFilesystem: (try? FileSystem.fileSystemType(root)) ?? "unknown", socket: socket,
+            overlay: Self.probeOverlay(root: root), startedAt: SystemClock.monotonicNanoseconds())
         let router = API.router(snapshotter: snapshotter, facts: facts)
         let logger = self.logger
         let app = Application(

@@ -38,5 +38,11 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var isNotFound: Bool { errno == ENOENT }
     public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT }
+    /// A path that vanished or changed shape (missing, not a directory, a link).
+    public var isPathProblem: Bool { errno == ENOENT || errno == ENOTDIR || errno == ELOOP }
+    /// EBUSY: the target is in use.
+    public var isBusy: Bool { errno == EBUSY }
+    /// EINVAL from umount: the path is not a mount point.
+    public var isNotMounted: Bool { errno == EINVAL }
     public var exists: Bool { errno == EEXIST }
 }

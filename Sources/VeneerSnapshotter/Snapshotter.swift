@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import VeneerCore
 import VeneerOS
 import VeneerStore
@@ -16,11 +17,20 @@ public final class Snapshotter: Sendable {
     public let layout: Layout
     public let store: SnapshotStore
     public let overlayOptions: [String]
+    /// Largest number of lower layers a prepare or view may stack.
+    public let maxDepth: Int
     private let logger: Logger
+    /// Targets with a mount or an unmount in progress.
+    private let busyTargets = Mutex(Set<String>())
+
+    /// The kernel's limit on overlay lower layers.
+    public static let kernelMaxDepth = 500
 
     /// Opens the store under `root` and prepares the directory layout. Does not clean up;
     /// call `cleanup()` once at startup.
-    public init(root: String, overlayOptions: [String] = [], logger: Logger) throws(VeneerError) {
+    public init(
+        root: String, maxDepth: Int = Snapshotter.kernelMaxDepth, overlayOptions: [String] = [], logger: Logger
+    ) throws(VeneerError) {
         let layout = Layout(root: root)
         for dir in [layout.root, layout.snapshots, layout.staging, layout.trash] {
             do {
@@ -32,6 +42,7 @@ public final class Snapshotter: Sendable {
         self.layout = layout
         self.store = try SnapshotStore(path: layout.database)
         self.overlayOptions = overlayOptions
+        self.maxDepth = maxDepth
         self.logger = logger
     }
 
@@ -57,6 +68,12 @@ public final class Snapshotter: Sendable {
         try Rules.validateLabels(labels)
         if kind == .committed {
             throw .invalidArgument("kind must be active or view; committed snapshots come from commit")
+        }
+        // The chain's depth never changes while the parent exists, so checking it here,
+        // before anything touches the disk, is enough.
+        if let parent, let lowers = try await store.depth(parent), lowers > maxDepth {
+            throw .failedPrecondition(
+                "chain depth \(lowers) exceeds max_depth \(maxDepth): snapshot \(quoted(key)) would stack \(lowers) layers on \(quoted(parent)); flatten the image or raise max_depth (at most \(Self.kernelMaxDepth))")
         }
         let layout = self.layout
         let record = try await store.create(
@@ -223,6 +240,130 @@ public final class Snapshotter: Sendable {
 
     public func counts() async throws(VeneerError) -> KindCounts {
         try await store.counts()
+    }
+
+    // MARK: - Mounts made by the daemon
+
+    /// Mounts the snapshot `key` at `target`. The mount is recorded (durably) before it
+    /// is made, so a crash in between leaves a record that start-up reconciliation drops,
+    /// never a mount the daemon does not know about.
+    public func mount(key: String, target: String, readonly: Bool) async throws(VeneerError) -> LiveMount {
+        try Rules.validateKey(key)
+        do {
+            try PathSafety.validateMountTarget(target, root: layout.root)
+        } catch {
+            throw .invalidArgument("\(error); choose an existing directory outside the state root")
+        }
+        guard let record = try await store.get(key) else { throw Lifecycle.notFound(key) }
+        let mounts = try await self.mounts(of: record)
+        let readonly = readonly || record.kind == .view
+        try claim(target)
+        defer { release(target) }
+        let recordID = record.id
+        let live = try await store.addMount(
+            key: key, target: target, readonly: readonly, mounts: mounts,
+            at: Self.now()
+        ) { snapshot, siblings in
+            guard snapshot.id == recordID else {
+                throw VeneerError.failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
+            }
+            if snapshot.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
+                let targets = siblings.map(\.target).joined(separator: ", ")
+                throw VeneerError.failedPrecondition(
+                    "active snapshot \(quoted(key)) is already mounted at \(targets); an active snapshot can be mounted at several targets only when every mount is read-only")
+            }
+        }
+        do {
+            try await blocking {
+                for mount in mounts {
+                    try Mounter.mount(
+                        MountSpec(type: mount.type, source: mount.source, options: mount.options), at: target,
+                        readOnly: readonly)
+                }
+            }
+        } catch {
+            _ = try? await store.removeMounts([target])
+            throw Self.mountFailure(error, key: key, target: target)
+        }
+        logger.info("mounted snapshot", metadata: ["key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
+        return live.live
+    }
+
+    private static func mountFailure(_ error: any Error, key: String, target: String) -> VeneerError {
+        guard let error = error as? SystemError else {
+            return .internal("cannot mount snapshot \(quoted(key)) at \(target): \(error)")
+        }
+        if error.isPathProblem {
+            return .invalidArgument(
+                "cannot mount snapshot \(quoted(key)) at \(target): \(error); the target changed while it was being mounted")
+        }
+        if error.isNoSpace {
+            return .resourceExhausted("cannot mount snapshot \(quoted(key)) at \(target): \(error)")
+        }
+        return .internal("cannot mount snapshot \(quoted(key)) at \(target): \(error)")
+    }
+
+    /// Unmounts a target the daemon mounted and forgets it. `lazy` detaches it even
+    /// while it is busy.
+    public func unmount(target: String, lazy: Bool) async throws(VeneerError) {
+        guard PathSafety.isNormalizedAbsolute(target) else {
+            throw .invalidArgument("target \(quoted(target)) must be an absolute, normalized path")
+        }
+        try claim(target)
+        defer { release(target) }
+        guard try await store.mount(target: target) != nil else {
+            throw .notFound("\(target) is not a mount target of veneerd; see GET /v1/mounts")
+        }
+        do {
+            try await blocking { try Mounter.unmount(target, lazy: lazy) }
+        } catch let error as SystemError where error.isNotMounted || error.isNotFound {
+            // Already unmounted behind our back: forgetting it is all that is left to do.
+            logger.warning("mount target was no longer mounted", metadata: ["target": "\(target)"])
+        } catch let error as SystemError where error.isBusy {
+            throw .failedPrecondition("\(target) is busy: \(error); stop what uses it, or unmount with lazy=true")
+        } catch {
+            throw .internal("cannot unmount \(target): \(error)")
+        }
+        try await store.removeMounts([target])
+        logger.info("unmounted", metadata: ["target": "\(target)", "lazy": "\(lazy)"])
+    }
+
+    public func liveMounts(key: String?) async throws(VeneerError) -> [LiveMount] {
+        if let key { try Rules.validateKey(key) }
+        return try await store.mounts(key: key).map(\.live)
+    }
+
+    /// Drops records of mounts that are gone (unmounted behind the daemon's back, or
+    /// never made because of a crash). Never unmounts anything.
+    public func reconcileMounts() async throws(VeneerError) -> [String] {
+        let records = try await store.mounts()
+        if records.isEmpty { return [] }
+        let table: [MountEntry]
+        do {
+            table = try await blocking { try MountTable.current() }
+        } catch {
+            throw .internal("cannot read the mount table: \(error)")
+        }
+        let targets = Set(table.map(\.target))
+        let gone = records.filter { !targets.contains($0.target) }.map(\.target)
+        if !gone.isEmpty {
+            try await store.removeMounts(gone)
+            for target in gone {
+                logger.warning("dropped the record of a mount that is gone", metadata: ["target": "\(target)"])
+            }
+        }
+        return gone
+    }
+
+    private func claim(_ target: String) throws(VeneerError) {
+        let claimed = busyTargets.withLock { $0.insert(target).inserted }
+        if !claimed {
+            throw .unavailable("\(target) is being mounted or unmounted by another request; retry")
+        }
+    }
+
+    private func release(_ target: String) {
+        _ = busyTargets.withLock { $0.remove(target) }
     }
 
     // MARK: - Cleanup

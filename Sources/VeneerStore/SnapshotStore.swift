@@ -23,6 +23,20 @@ public struct SnapshotRecord: Sendable, Equatable {
     }
 }
 
+/// A mount the daemon made, as recorded in the store.
+public struct MountRecord: Sendable, Equatable {
+    public var target: String
+    public var snapshotID: Int64
+    public var key: String
+    public var readonly: Bool
+    public var mounts: [Mount]
+    public var mountedAt: Timestamp
+
+    public var live: LiveMount {
+        LiveMount(key: key, target: target, readonly: readonly, mounts: mounts, mountedAt: mountedAt)
+    }
+}
+
 /// What a new snapshot needs besides its id.
 public struct NewSnapshot: Sendable {
     public var key: String
@@ -57,15 +71,20 @@ public final class SnapshotStore: Sendable {
     struct Index {
         var byKey: [String: SnapshotRecord] = [:]
         var keyByID: [Int64: String] = [:]
+        /// Length of each snapshot's chain, itself included.
+        var depthByID: [Int64: Int] = [:]
+        var mountsByTarget: [String: MountRecord] = [:]
 
         mutating func insert(_ record: SnapshotRecord) {
             if let old = keyByID[record.id], old != record.key { byKey[old] = nil }
             byKey[record.key] = record
             keyByID[record.id] = record.key
+            depthByID[record.id] = 1 + (record.parentID.flatMap { depthByID[$0] } ?? 0)
         }
 
         mutating func remove(id: Int64) {
             if let key = keyByID.removeValue(forKey: id) { byKey[key] = nil }
+            depthByID[id] = nil
         }
     }
 
@@ -87,7 +106,11 @@ public final class SnapshotStore: Sendable {
                 try Row.fetchAll(db, sql: Self.selectColumns + " ORDER BY s.id").map(Self.record)
             }
             var loaded = Index()
+            // Ids grow, so parents come before their children.
             for record in records { loaded.insert(record) }
+            for mount in try pool.read({ db in try Row.fetchAll(db, sql: Self.selectMounts).map(Self.mountRecord) }) {
+                loaded.mountsByTarget[mount.target] = mount
+            }
             index = Mutex(loaded)
         } catch {
             throw .unavailable("cannot open the metadata database \(path): \(error); check the state root's permissions and free space")
@@ -113,7 +136,48 @@ public final class SnapshotStore: Sendable {
                     CREATE INDEX snapshots_parent ON snapshots(parent_id);
                     """)
         }
+        migrator.registerMigration("v2-mounts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE mounts (
+                        target TEXT PRIMARY KEY,
+                        snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE RESTRICT,
+                        readonly INTEGER NOT NULL,
+                        mounts TEXT NOT NULL,
+                        mounted_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX mounts_snapshot ON mounts(snapshot_id);
+                    """)
+        }
         return migrator
+    }
+
+    private static let selectMounts = """
+        SELECT m.target, m.snapshot_id, s.key, m.readonly, m.mounts, m.mounted_at
+        FROM mounts m JOIN snapshots s ON s.id = m.snapshot_id
+        """
+
+    private static func mountRecord(_ row: Row) throws -> MountRecord {
+        let mountsText: String = row[4]
+        let mounts = try JSONDecoder().decode([Mount].self, from: Data(mountsText.utf8))
+        return MountRecord(
+            target: row[0], snapshotID: row[1], key: row[2], readonly: row[3], mounts: mounts,
+            mountedAt: Timestamp(nanosecondsSinceEpoch: row[5]))
+    }
+
+    /// Targets where the snapshot `id` is mounted, for refusing commit and remove.
+    private static func mountTargets(_ db: Database, snapshotID: Int64) throws -> [String] {
+        try String.fetchAll(
+            db.cachedStatement(sql: "SELECT target FROM mounts WHERE snapshot_id = ? ORDER BY target"),
+            arguments: [snapshotID])
+    }
+
+    private static func refuseIfMounted(_ db: Database, _ record: SnapshotRecord, doing what: String) throws {
+        let targets = try mountTargets(db, snapshotID: record.id)
+        if !targets.isEmpty {
+            throw VeneerError.failedPrecondition(
+                "snapshot \(quoted(record.key)) is mounted at \(targets.joined(separator: ", ")); unmount it before \(what)")
+        }
     }
 
     private static let selectColumns = """
@@ -196,6 +260,33 @@ public final class SnapshotStore: Sendable {
         }
     }
 
+    /// Length of the chain of `key` (itself included), or nil when it does not exist.
+    public func depth(_ key: String) async throws(VeneerError) -> Int? {
+        index.withLock { index in index.byKey[key].flatMap { index.depthByID[$0.id] } }
+    }
+
+    /// Longest chain of committed snapshots present.
+    public func deepestChain() async throws(VeneerError) -> Int {
+        index.withLock { index in
+            var deepest = 0
+            for record in index.byKey.values where record.kind == .committed {
+                deepest = max(deepest, index.depthByID[record.id] ?? 0)
+            }
+            return deepest
+        }
+    }
+
+    /// Live mounts, of one snapshot or all, ordered by target.
+    public func mounts(key: String? = nil) async throws(VeneerError) -> [MountRecord] {
+        index.withLock { index in
+            index.mountsByTarget.values.filter { key == nil || $0.key == key }.sorted { $0.target < $1.target }
+        }
+    }
+
+    public func mount(target: String) async throws(VeneerError) -> MountRecord? {
+        index.withLock { $0.mountsByTarget[target] }
+    }
+
     /// Ids of every snapshot; used to find directories that belong to no row.
     public func allIDs() async throws(VeneerError) -> Set<Int64> {
         index.withLock { Set($0.keyByID.keys) }
@@ -257,6 +348,7 @@ public final class SnapshotStore: Sendable {
                 throw VeneerError.failedPrecondition(
                     "snapshot \(quoted(key)) changed while it was being committed; retry the commit")
             }
+            try Self.refuseIfMounted(db, record, doing: "committing it")
             try db.execute(
                 sql: """
                     UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, created = ?, updated = ?,
@@ -296,6 +388,7 @@ public final class SnapshotStore: Sendable {
             }
             try Lifecycle.checkRemove(key: key, kind: record?.kind, childCount: childCount, someChildren: children)
             guard let record else { throw Lifecycle.notFound(key) }
+            try Self.refuseIfMounted(db, record, doing: "removing it")
             try check(record)
             try db.execute(sql: "DELETE FROM snapshots WHERE id = ?", arguments: [record.id])
             batch.afterCommit { self.index.withLock { $0.remove(id: record.id) } }
@@ -319,6 +412,63 @@ public final class SnapshotStore: Sendable {
             let updated = record
             batch.afterCommit { self.index.withLock { $0.insert(updated) } }
             return record
+        }
+    }
+
+    /// Records a mount of `key` at `target` before it is made. `check` sees the snapshot
+    /// and its existing mounts and throws to refuse (for example a second writable mount).
+    public func addMount(
+        key: String, target: String, readonly: Bool, mounts: [Mount], at time: Timestamp,
+        check: @escaping @Sendable (SnapshotRecord, [MountRecord]) throws -> Void
+    ) async throws(VeneerError) -> MountRecord {
+        try await write { db, batch in
+            guard let snapshot = try Self.fetch(db, key: key) else { throw Lifecycle.notFound(key) }
+            if let existing = try Row.fetchOne(
+                db.cachedStatement(sql: Self.selectMounts + " WHERE m.target = ?"), arguments: [target])
+            {
+                let other = try Self.mountRecord(existing)
+                throw VeneerError.alreadyExists(
+                    "\(target) is already a mount target of snapshot \(quoted(other.key)); unmount it first or choose another target")
+            }
+            let siblings = try Row.fetchAll(
+                db.cachedStatement(sql: Self.selectMounts + " WHERE m.snapshot_id = ?"), arguments: [snapshot.id]
+            ).map(Self.mountRecord)
+            try check(snapshot, siblings)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            try db.execute(
+                sql: "INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [
+                    target, snapshot.id, readonly, String(decoding: try encoder.encode(mounts), as: UTF8.self),
+                    time.nanosecondsSinceEpoch,
+                ])
+            let record = MountRecord(
+                target: target, snapshotID: snapshot.id, key: snapshot.key, readonly: readonly, mounts: mounts,
+                mountedAt: time)
+            batch.afterCommit { self.index.withLock { $0.mountsByTarget[target] = record } }
+            return record
+        }
+    }
+
+    /// Forgets the mounts at `targets`; returns those that were recorded.
+    @discardableResult
+    public func removeMounts(_ targets: [String]) async throws(VeneerError) -> [MountRecord] {
+        try await write { db, batch in
+            var removed: [MountRecord] = []
+            for target in targets {
+                if let row = try Row.fetchOne(
+                    db.cachedStatement(sql: Self.selectMounts + " WHERE m.target = ?"), arguments: [target])
+                {
+                    removed.append(try Self.mountRecord(row))
+                    try db.execute(sql: "DELETE FROM mounts WHERE target = ?", arguments: [target])
+                }
+            }
+            batch.afterCommit {
+                self.index.withLock { index in
+                    for target in targets { index.mountsByTarget[target] = nil }
+                }
+            }
+            return removed
         }
     }
 

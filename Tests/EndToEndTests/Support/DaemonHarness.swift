@@ -144,10 +144,11 @@ final class Daemon: @unchecked Sendable {
 
     var client: VeneerClient { VeneerClient(socketPath: socket) }
 
-    /// Creates the temporary root and starts the daemon.
-    init(arguments: [String] = [], start: Bool = true) async throws {
+    /// Creates the temporary root and starts the daemon. `rootName` is the state root's
+    /// path below the temporary directory (for example a long one, to test deep stacks).
+    init(arguments: [String] = [], start: Bool = true, rootName: String = "root") async throws {
         temp = try TemporaryRoot()
-        root = temp.path + "/root"
+        root = temp.path + "/" + rootName
         socket = temp.path + "/veneer.sock"
         logPath = temp.path + "/veneerd.log"
         extraArguments = arguments
@@ -233,9 +234,9 @@ final class Daemon: @unchecked Sendable {
 
 /// Runs `body` with a started daemon and always tears it down, even when the body fails.
 func withDaemon<T>(
-    arguments: [String] = [], _ body: (Daemon) async throws -> T
+    arguments: [String] = [], rootName: String = "root", _ body: (Daemon) async throws -> T
 ) async throws -> T {
-    let daemon = try await Daemon(arguments: arguments)
+    let daemon = try await Daemon(arguments: arguments, rootName: rootName)
     do {
         let result = try await body(daemon)
         await daemon.destroy()
