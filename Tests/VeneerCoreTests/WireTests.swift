@@ -107,10 +107,19 @@ struct ResponseBodyTests {
     @Test func snakeCaseFields() throws {
         #expect(try encodeSorted(CleanupResponse(removed: 2, reclaimedBytes: 4096)) == #"{"reclaimed_bytes":4096,"removed":2}"#)
         let status = StatusResponse(
-            version: "1.0", root: "/r", socket: "/s", snapshots: KindCounts(active: 1, view: 2, committed: 3),
+            version: "1.0", root: "/r", rootFilesystem: "ext4", socket: "/s",
+            snapshots: KindCounts(active: 1, view: 2, committed: 3), mounts: 4, maxDepth: 500, deepestChain: 7,
+            overlay: OverlayFeatureReport(
+                newMountAPI: true, index: false, metacopy: false, redirectDir: true, userxattr: true, dType: true),
             uptimeSeconds: 1.5)
         let json = try encodeSorted(status)
         #expect(json.contains(#""uptime_seconds":1.5"#), "\(json)")
+        #expect(json.contains(#""root_filesystem":"ext4""#), "\(json)")
+        #expect(json.contains(#""max_depth":500"#), "\(json)")
+        #expect(json.contains(#""deepest_chain":7"#), "\(json)")
+        #expect(json.contains(#""new_mount_api":true"#), "\(json)")
+        #expect(json.contains(#""redirect_dir":true"#), "\(json)")
+        #expect(json.contains(#""d_type":true"#), "\(json)")
         #expect(json.contains(#""snapshots":{"active":1,"committed":3,"view":2}"#), "\(json)")
         #expect(try decode(StatusResponse.self, json) == status)
         #expect(status.snapshots.total == 6)
