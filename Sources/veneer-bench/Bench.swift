@@ -29,6 +29,12 @@ struct VeneerBench: ParsableCommand {
     @Option(help: "Snapshots present for the list phase.")
     var listSize: Int = 10_000
 
+    @Option(help: "Phases to run: api (cycles, stat, list), mounts (mount latency by depth), or all.")
+    var phase: String = "all"
+
+    @Option(help: "Mounts per depth in the mounts phase.")
+    var mountRuns: Int = 40
+
     func run() throws {
         var daemon: Process?
         var root: String?
@@ -56,10 +62,84 @@ struct VeneerBench: ParsableCommand {
             if let root { try? FileManager.default.removeItem(atPath: root) }
         }
         print("veneer-bench: \(clients) clients, \(seconds) s per phase, socket \(socketPath)")
-        try cycles(socketPath)
-        try populate(socketPath)
-        try stats(socketPath)
-        try lists(socketPath)
+        guard ["all", "api", "mounts"].contains(phase) else {
+            throw ValidationError("--phase must be api, mounts or all")
+        }
+        if phase != "mounts" {
+            try cycles(socketPath)
+            try populate(socketPath)
+            try stats(socketPath)
+            try lists(socketPath)
+        }
+        if phase != "api" {
+            let scratch = root ?? (tmp + "/veneer-bench-mnt.\(getpid())")
+            try mountLatency(socketPath, scratch: scratch)
+        }
+    }
+
+    /// Mount latency through the API (POST /v1/mounts) beside the bare system calls
+    /// (mount(2) when the options fit in one call, else fsopen/fsconfig lowerdir+) for
+    /// the same stack, at depth 1, 128 and 500.
+    private func mountLatency(_ socket: String, scratch: String) throws {
+        let c = try HTTPConnection(socket: socket)
+        let target = scratch + "/mnt"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        let depths = [1, 128, 500]
+        var parent: String?
+        for layer in 1...(depths.max() ?? 1) {
+            let key = "mnt-layer-\(layer)-active"
+            let parentJSON = parent.map { #","parent":"\#($0)""# } ?? ""
+            try expect(c.request("POST", "/v1/snapshots", json: #"{"key":"\#(key)"\#(parentJSON)}"#), 201, "prepare layer")
+            try expect(c.request("POST", "/v1/snapshots/\(key)/commit", json: #"{"name":"mnt-layer-\#(layer)"}"#), 201, "commit layer")
+            parent = "mnt-layer-\(layer)"
+        }
+        print("mount latency (\(mountRuns) mounts per depth, API vs bare system calls):")
+        for depth in depths {
+            let key = "mnt-top-\(depth)"
+            try expect(c.request("POST", "/v1/snapshots", json: #"{"key":"\#(key)","parent":"mnt-layer-\#(depth)"}"#), 201, "prepare top")
+            let planned = try c.request("GET", "/v1/snapshots/\(key)/mounts")
+            try expect(planned, 200, "mounts")
+            let mounts = try JSONDecoder().decode(MountsResponse.self, from: Data(planned.body)).mounts
+            guard let overlay = mounts.first else { throw BenchError("no mount planned for \(key)") }
+            var lowers: [String] = []
+            var upper: String?
+            var work: String?
+            for option in overlay.options {
+                if option.hasPrefix("lowerdir=") { lowers = option.dropFirst(9).split(separator: ":").map(String.init) }
+                if option.hasPrefix("upperdir=") { upper = String(option.dropFirst(9)) }
+                if option.hasPrefix("workdir=") { work = String(option.dropFirst(8)) }
+            }
+            let options = overlay.options.joined(separator: ",")
+            let fitsOneCall = options.utf8.count < 4000
+            var api: [Double] = []
+            var raw: [Double] = []
+            for _ in 0..<mountRuns {
+                var t0 = SystemClock.monotonicNanoseconds()
+                try expect(c.request("POST", "/v1/mounts", json: #"{"key":"\#(key)","target":"\#(target)"}"#), 201, "mount")
+                api.append(Double(SystemClock.monotonicNanoseconds() - t0) / 1e9)
+                try expect(c.request("DELETE", "/v1/mounts?target=\(PathSegment.encode(target))"), 204, "unmount")
+
+                t0 = SystemClock.monotonicNanoseconds()
+                if fitsOneCall {
+                    try RawMount.mount(type: "overlay", source: "overlay", target: target, options: options)
+                } else {
+                    try RawMount.overlay(lowers: lowers, upper: upper, work: work, target: target)
+                }
+                raw.append(Double(SystemClock.monotonicNanoseconds() - t0) / 1e9)
+                try RawMount.unmount(target)
+            }
+            let apiP50 = percentile(api, 0.5)
+            let rawP50 = percentile(raw, 0.5)
+            print(String(
+                format: "  depth %3d: API p50 %.3f ms p99 %.3f ms | bare %@ p50 %.3f ms p99 %.3f ms | ratio %.2f",
+                depth, apiP50 * 1000, percentile(api, 0.99) * 1000, fitsOneCall ? "mount(2)" : "fsconfig",
+                rawP50 * 1000, percentile(raw, 0.99) * 1000, apiP50 / rawP50))
+        }
+    }
+
+    private func percentile(_ values: [Double], _ p: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 
     private func waitForDaemon(_ socket: String) throws {
