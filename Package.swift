@@ -63,8 +63,13 @@ let package = Package(
             dependencies: [
                 "VeneerCore", "VeneerOS", "VeneerSnapshotter", "VeneerAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: strict
@@ -82,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "veneerd",
             dependencies: [
-                "VeneerDaemon",
+                "VeneerDaemon", "VeneerOS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

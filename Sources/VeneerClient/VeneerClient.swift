@@ -118,6 +118,32 @@ public struct VeneerClient: Sendable {
         try await call("GET", "/v1/status", expect: 200, as: StatusResponse.self)
     }
 
+    // MARK: - Mounts made by the daemon
+
+    /// Mounts the snapshot named in the request at its target directory. The daemon keeps
+    /// track of the mount until ``unmount(target:lazy:)``; it stays in place when the
+    /// daemon stops.
+    public func mount(_ request: MountRequest) async throws(VeneerError) -> LiveMount {
+        try await call("POST", "/v1/mounts", body: encode(request), expect: 201, as: LiveMount.self)
+    }
+
+    /// Unmounts a target the daemon mounted. `lazy` detaches it even while it is busy;
+    /// the kernel finishes the unmount once nothing uses it any more.
+    public func unmount(target: String, lazy: Bool = false) async throws(VeneerError) {
+        var path = "/v1/mounts?target=" + PathSegment.encode(target)
+        if lazy { path += "&lazy=true" }
+        let response = try await send(method: "DELETE", path: path)
+        try check(response, expect: 204, method: "DELETE", path: path)
+    }
+
+    /// The mounts the daemon made and has not unmounted, all of them or those of one
+    /// snapshot.
+    public func liveMounts(key: String? = nil) async throws(VeneerError) -> [LiveMount] {
+        var path = "/v1/mounts"
+        if let key { path += "?key=" + PathSegment.encode(key) }
+        return try await call("GET", path, expect: 200, as: LiveMountsResponse.self).mounts
+    }
+
     // MARK: - Raw access
 
     /// Raw access for tests and tools: sends exactly these bytes, returns status, headers and body.

@@ -171,6 +171,15 @@ public enum StartupError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The errno reported to systemd (ERRNO=) with the failure.
+    public var errno: Int32 {
+        switch self {
+        case .configuration: 22  // EINVAL
+        case .unusablePath: 13  // EACCES
+        case .alreadyRunning: 98  // EADDRINUSE
+        }
+    }
+
     public var exitStatus: Int32 {
         switch self {
         case .configuration: 78

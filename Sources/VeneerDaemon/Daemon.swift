@@ -3,24 +3,44 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 import VeneerAPI
 import VeneerCore
 import VeneerOS
 import VeneerSnapshotter
 
 /// The daemon: opens the state root, recovers, serves the API on the socket until
-/// SIGTERM or SIGINT, then finishes in-flight requests and removes the socket.
+/// SIGTERM or SIGINT, then finishes in-flight requests and removes the socket it bound.
+/// Under systemd it takes the socket from socket activation and reports its state
+/// (READY, STATUS, WATCHDOG, RELOADING, STOPPING).
 public struct Daemon: Sendable {
     public let configuration: DaemonConfiguration
+    /// Where the configuration came from, to read it again on SIGHUP.
+    let configFile: String?
+    let overrides: DaemonConfiguration.Overrides
+    let logLevel: LogLevelControl
     let logger: Logger
 
-    public init(configuration: DaemonConfiguration, logger: Logger) {
+    public init(
+        configuration: DaemonConfiguration, configFile: String?, overrides: DaemonConfiguration.Overrides,
+        logLevel: LogLevelControl, logger: Logger
+    ) {
         self.configuration = configuration
+        self.configFile = configFile
+        self.overrides = overrides
+        self.logLevel = logLevel
         self.logger = logger
     }
 
-    /// Checks the state root and the socket path, opens the store and recovers.
-    public func prepare() throws(StartupError) -> Snapshotter {
+    /// What `prepare` found.
+    public struct Prepared: Sendable {
+        public let snapshotter: Snapshotter
+        /// The listening socket systemd passed, if the daemon was socket-activated.
+        public let activatedSocket: Int32?
+    }
+
+    /// Checks the state root and the socket, opens the store.
+    public func prepare() throws(StartupError) -> Prepared {
         let root = configuration.root
         switch FileSystem.entryType(root) {
         case .missing, .directory:
@@ -39,6 +59,15 @@ public struct Daemon: Sendable {
             throw .unusablePath(
                 "state root \(root) is on overlayfs, where the kernel refuses overlay upper directories; put the root on ext4, xfs or btrfs (--root)")
         }
+        let activated: Int32?
+        do {
+            activated = try Systemd.activatedSocket()
+        } catch {
+            throw .configuration("socket activation: \(error); the socket unit must pass one listening Unix stream socket")
+        }
+        if activated == nil {
+            try prepareSocketPath()
+        }
         let snapshotter: Snapshotter
         do {
             snapshotter = try Snapshotter(
@@ -47,8 +76,7 @@ public struct Daemon: Sendable {
         } catch {
             throw .unusablePath("state root \(root) is unusable: \(error.message)")
         }
-        try prepareSocketPath()
-        return snapshotter
+        return Prepared(snapshotter: snapshotter, activatedSocket: activated)
     }
 
     private func prepareSocketPath() throws(StartupError) {
@@ -88,47 +116,95 @@ public struct Daemon: Sendable {
             dType: (try? OverlayFeatures.dTypeSupported(root: root)) ?? false)
     }
 
-    /// Serves until a shutdown signal. Cleanup of leftovers runs before the socket opens.
-    public func run(snapshotter: Snapshotter) async throws {
-        let report = try await snapshotter.cleanup()
-        if report.removed > 0 {
-            logger.notice(
-                "startup recovery removed leftovers",
-                metadata: ["removed": "\(report.removed)", "reclaimed_bytes": "\(report.reclaimedBytes)"])
-        }
-        let gone = try await snapshotter.reconcileMounts()
-        if !gone.isEmpty {
-            logger.notice("startup reconciliation dropped records of mounts that are gone", metadata: ["count": "\(gone.count)"])
+    /// Recovers, then serves until a shutdown signal.
+    public func run(_ prepared: Prepared) async throws {
+        let snapshotter = prepared.snapshotter
+        // Trap SIGHUP before anything else: a reload that arrives early must not meet
+        // the signal's default action, which ends the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let logger = self.logger
+        try await withExtendedStartTimeout {
+            let report = try await snapshotter.cleanup()
+            if report.removed > 0 {
+                logger.notice(
+                    "startup recovery removed leftovers",
+                    metadata: ["removed": "\(report.removed)", "reclaimed_bytes": "\(report.reclaimedBytes)"])
+            }
+            let gone = try await snapshotter.reconcileMounts()
+            if !gone.isEmpty {
+                logger.notice(
+                    "startup reconciliation dropped records of mounts that are gone", metadata: ["count": "\(gone.count)"])
+            }
         }
         let socket = configuration.socket
         let root = configuration.root
         let facts = ServerFacts(
             root: root, rootFilesystem: (try? FileSystem.fileSystemType(root)) ?? "unknown", socket: socket,
             overlay: Self.probeOverlay(root: root), startedAt: SystemClock.monotonicNanoseconds())
-        let router = API.router(snapshotter: snapshotter, facts: facts)
-        let logger = self.logger
-        let app = Application(
-            router: router,
-            configuration: .init(address: .unixDomainSocket(path: socket), serverName: "veneerd"),
-            onServerRunning: { _ in
-                do {
-                    try FileSystem.setMode(socket, 0o660)
-                } catch {
-                    logger.error("cannot set the socket's mode", metadata: ["error": "\(error)"])
+        let descriptor: Int32
+        if let activated = prepared.activatedSocket {
+            descriptor = activated
+        } else {
+            do {
+                descriptor = try UnixSocket.bindListening(path: socket, mode: 0o660)
+            } catch {
+                throw StartupError.unusablePath("cannot listen on \(socket): \(error)")
+            }
+        }
+        let activated = prepared.activatedSocket != nil
+        let server = ListeningSocketServer(
+            descriptor: descriptor, router: API.router(snapshotter: snapshotter, facts: facts),
+            serverName: "veneerd", logger: logger,
+            onServerRunning: {
+                if let line = try? await StatusReporter.summary(snapshotter: snapshotter) {
+                    Systemd.status(line)
                 }
-                logger.info("veneerd \(Veneer.version) serving", metadata: ["socket": "\(socket)", "root": "\(facts.root)"])
-            },
-            logger: logger
-        )
+                Systemd.ready()
+                logger.info(
+                    "veneerd \(Veneer.version) serving",
+                    metadata: ["socket": "\(socket)", "root": "\(root)", "activated": "\(activated)"])
+            })
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: app)],
+                services: [
+                    .init(service: server),
+                    .init(
+                        service: WatchdogPinger(snapshotter: snapshotter, socket: socket, logger: logger),
+                        successTerminationBehavior: .ignore),
+                    .init(service: StatusReporter(snapshotter: snapshotter), successTerminationBehavior: .ignore),
+                    .init(service: Reloader(signals: hangups) { await reload(snapshotter) }, successTerminationBehavior: .ignore),
+                    .init(service: StoppingNotifier(logger: logger), successTerminationBehavior: .ignore),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         defer {
-            try? FileSystem.removeTree(socket)
+            // The socket belongs to systemd when it was passed to us.
+            if !activated { try? FileSystem.removeTree(socket) }
             logger.info("veneerd stopped")
         }
         try await group.run()
+    }
+
+    /// Reads the configuration file again and applies what can change while running.
+    func reload(_ snapshotter: Snapshotter) async {
+        let new: DaemonConfiguration
+        do {
+            new = try DaemonConfiguration.load(file: configFile, overrides: overrides)
+        } catch {
+            logger.error("reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
+            Systemd.status("reload rejected: \(error)")
+            return
+        }
+        logLevel.current = new.logLevel
+        snapshotter.apply(.init(maxDepth: new.maxDepth, overlayOptions: new.overlayOptions))
+        if new.root != configuration.root || new.socket != configuration.socket {
+            logger.warning("root and socket changes take effect only after a restart")
+        }
+        logger.notice(
+            "configuration reloaded",
+            metadata: [
+                "log_level": "\(new.logLevel.rawValue)", "max_depth": "\(new.maxDepth)",
+                "overlay_options": "\(new.overlayOptions.joined(separator: ","))",
+            ])
     }
 }

@@ -31,6 +31,41 @@ public enum UnixSocket {
     }
 }
 
+extension UnixSocket {
+    /// Creates a listening stream socket at `path` with `mode`. The mode is set before
+    /// listen(2), so no client can connect while the socket is still open to others.
+    public static func bindListening(path: String, mode: UInt32, backlog: Int32 = 256) throws(SystemError) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw .last("socket", path) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count <= maxPathBytes else {
+            close(fd)
+            throw SystemError("bind", path, errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let len = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        }
+        if rc != 0 {
+            let error = SystemError.last("bind", path)
+            close(fd)
+            throw error
+        }
+        if chmod(path, mode_t(mode)) != 0 || listen(fd, backlog) != 0 {
+            let error = SystemError.last("listen", path)
+            close(fd)
+            unlink(path)
+            throw error
+        }
+        return fd
+    }
+}
+
 /// A blocking stream connection to a Unix socket, for tools that want the least
 /// overhead per request (the benchmark's HTTP client).
 public final class UnixStreamConnection {

@@ -16,10 +16,29 @@ public struct CleanupReport: Sendable, Equatable {
 public final class Snapshotter: Sendable {
     public let layout: Layout
     public let store: SnapshotStore
-    public let overlayOptions: [String]
-    /// Largest number of lower layers a prepare or view may stack.
-    public let maxDepth: Int
+    private let settings: Mutex<Settings>
     private let logger: Logger
+
+    /// What may change while the daemon runs (on reload).
+    public struct Settings: Sendable, Equatable {
+        /// Largest number of lower layers a prepare or view may stack.
+        public var maxDepth: Int
+        /// Extra options appended to overlay mounts.
+        public var overlayOptions: [String]
+
+        public init(maxDepth: Int, overlayOptions: [String]) {
+            self.maxDepth = maxDepth
+            self.overlayOptions = overlayOptions
+        }
+    }
+
+    public var maxDepth: Int { settings.withLock { $0.maxDepth } }
+    public var overlayOptions: [String] { settings.withLock { $0.overlayOptions } }
+
+    /// Applies new settings; requests that start afterwards use them.
+    public func apply(_ new: Settings) {
+        settings.withLock { $0 = new }
+    }
     /// Targets with a mount or an unmount in progress.
     private let busyTargets = Mutex(Set<String>())
 
@@ -41,8 +60,7 @@ public final class Snapshotter: Sendable {
         }
         self.layout = layout
         self.store = try SnapshotStore(path: layout.database)
-        self.overlayOptions = overlayOptions
-        self.maxDepth = maxDepth
+        self.settings = Mutex(Settings(maxDepth: maxDepth, overlayOptions: overlayOptions))
         self.logger = logger
     }
 
@@ -71,6 +89,7 @@ public final class Snapshotter: Sendable {
         }
         // The chain's depth never changes while the parent exists, so checking it here,
         // before anything touches the disk, is enough.
+        let maxDepth = self.maxDepth
         if let parent, let lowers = try await store.depth(parent), lowers > maxDepth {
             throw .failedPrecondition(
                 "chain depth \(lowers) exceeds max_depth \(maxDepth): snapshot \(quoted(key)) would stack \(lowers) layers on \(quoted(parent)); flatten the image or raise max_depth (at most \(Self.kernelMaxDepth))")
@@ -81,7 +100,7 @@ public final class Snapshotter: Sendable {
         ) { id, parentRecord, batch in
             try Self.materialize(id: id, kind: kind, parent: parentRecord, layout: layout, batch: batch)
         }
-        logger.info("created snapshot", metadata: ["key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
+        logger.info("created snapshot", metadata: ["snapshot.key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
         let mounts = try await mounts(of: record)
         return (record.info, mounts)
     }
@@ -150,7 +169,7 @@ public final class Snapshotter: Sendable {
                 logger.warning("cannot remove work directory of committed snapshot", metadata: ["path": "\(work)", "error": "\(error)"])
             }
         }
-        logger.info("committed snapshot", metadata: ["key": "\(key)", "name": "\(name)", "id": "\(record.id)"])
+        logger.info("committed snapshot", metadata: ["snapshot.key": "\(name)", "from": "\(key)", "id": "\(record.id)"])
         return record.info
     }
 
@@ -167,7 +186,7 @@ public final class Snapshotter: Sendable {
             logger.warning("cannot remove directory of removed snapshot; cleanup will retry",
                 metadata: ["path": "\(dir)", "error": "\(error)"])
         }
-        logger.info("removed snapshot", metadata: ["key": "\(key)", "id": "\(record.id)"])
+        logger.info("removed snapshot", metadata: ["snapshot.key": "\(key)", "id": "\(record.id)"])
     }
 
     // MARK: - Reads
@@ -198,7 +217,7 @@ public final class Snapshotter: Sendable {
         let record = try await store.updateLabels(key, at: Self.now()) { current in
             try Rules.updatedLabels(current: current, new: labels, fieldpaths: fieldpaths)
         }
-        logger.info("updated snapshot labels", metadata: ["key": "\(key)"])
+        logger.info("updated snapshot labels", metadata: ["snapshot.key": "\(key)"])
         return record.info
     }
 
@@ -285,7 +304,7 @@ public final class Snapshotter: Sendable {
             _ = try? await store.removeMounts([target])
             throw Self.mountFailure(error, key: key, target: target)
         }
-        logger.info("mounted snapshot", metadata: ["key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
+        logger.info("mounted snapshot", metadata: ["snapshot.key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
         return live.live
     }
 

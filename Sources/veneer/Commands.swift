@@ -187,18 +187,80 @@ struct LabelCommand: AsyncParsableCommand {
 struct MountsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mounts",
-        abstract: "Print the mount commands that give the file system of an active snapshot or a view.")
+        abstract: "List the daemon's live mounts, or print the mount commands of a snapshot.",
+        discussion: """
+            Without KEY: the mounts veneerd made (veneer mount) and still keeps, one line each. \
+            With KEY: the mount(8) commands that give the file system of that active snapshot or \
+            view, to run by hand; nothing is mounted.
+            """)
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "Key of the snapshot.") var key: String
-    @Option(help: targetHelp) var target = "TARGET"
+    @Argument(help: "Key of the snapshot whose mount commands to print.") var key: String?
+    @Option(help: targetHelp) var target: String?
+
+    func validate() throws {
+        if key == nil, target != nil {
+            throw ValidationError("--target needs a KEY: it sets the mount point of the printed mount commands")
+        }
+    }
 
     func run() async throws {
         try await global.perform { () async throws(VeneerError) in
+            guard let key else {
+                let mounts = try await global.client().liveMounts()
+                try global.emit(LiveMountsResponse(mounts: mounts), text: Format.liveMountTable(mounts))
+                return
+            }
             let mounts = try await global.client().mounts(key)
+            let target = self.target ?? "TARGET"
             try global.emit(
                 MountsResponse(mounts: mounts),
                 text: mounts.map { Format.mountCommand($0, target: target) }.joined(separator: "\n"))
+        }
+    }
+}
+
+struct MountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Have veneerd mount the file system of an active snapshot or a view at TARGET.",
+        discussion: """
+            TARGET must be an absolute, normalized path of an existing directory, with no \
+            symbolic link in it, outside veneerd's state root. The mount stays until \
+            veneer umount, also when veneerd stops. Views are always mounted read-only.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the active snapshot or view.") var key: String
+    @Argument(help: "Absolute path of the directory to mount it on.") var target: String
+    @Flag(help: "Mount an active snapshot read-only.") var readonly = false
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let live = try await global.client().mount(
+                MountRequest(key: key, target: target, readonly: readonly ? true : nil))
+            try global.emit(live, text: Format.liveMount(live))
+        }
+    }
+}
+
+struct UnmountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "umount",
+        abstract: "Unmount a target that veneerd mounted.",
+        discussion: """
+            Only targets listed by veneer mounts can be unmounted this way. A busy target \
+            (open files, working directories, mounts beneath it) is refused unless --lazy is \
+            given, which detaches it at once and lets the kernel finish when it is no longer used.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The mount target, as veneer mounts lists it.") var target: String
+    @Flag(help: "Detach the mount even while it is busy (umount -l).") var lazy = false
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            try await global.client().unmount(target: target, lazy: lazy)
         }
     }
 }
@@ -234,7 +296,8 @@ struct CleanupCommand: AsyncParsableCommand {
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Show the daemon's version, paths and snapshot counts.")
+        commandName: "status",
+        abstract: "Show the daemon's version, paths, snapshot and mount counts, depth limit and overlay features.")
 
     @OptionGroup var global: GlobalOptions
 

@@ -92,16 +92,78 @@ enum Format {
 
     static func status(_ status: StatusResponse) -> String {
         let counts = status.snapshots
+        let overlay = status.overlay
+        func yes(_ flag: Bool) -> String { flag ? "yes" : "no" }
+        func on(_ flag: Bool) -> String { flag ? "on" : "off" }
         return fields([
-            ("Version", status.version),
-            ("Socket", status.socket),
-            ("Root", status.root),
+            ("Version", [status.version]),
+            ("Socket", [status.socket]),
+            ("Root", [status.root]),
+            ("Root file system", [status.rootFilesystem]),
             (
                 "Snapshots",
-                "\(counts.total) (\(counts.active) active, \(counts.view) view, \(counts.committed) committed)"
+                ["\(counts.total) (\(counts.active) active, \(counts.view) view, \(counts.committed) committed)"]
             ),
-            ("Uptime", duration(status.uptimeSeconds)),
+            ("Mounts", [String(status.mounts)]),
+            ("Max depth", [String(status.maxDepth)]),
+            ("Deepest chain", [status.deepestChain == 1 ? "1 layer" : "\(status.deepestChain) layers"]),
+            (
+                "Overlay",
+                [
+                    "new mount API (lowerdir+): \(yes(overlay.newMountAPI))",
+                    "index: \(on(overlay.index)) by default",
+                    "metacopy: \(on(overlay.metacopy)) by default",
+                    "redirect_dir: \(on(overlay.redirectDir)) by default",
+                    "userxattr: \(yes(overlay.userxattr))",
+                    "d_type on the root: \(yes(overlay.dType))",
+                ]
+            ),
+            ("Uptime", [duration(status.uptimeSeconds)]),
         ])
+    }
+
+    /// A mount the daemon made, as `Name: value` lines.
+    static func liveMount(_ live: LiveMount) -> String {
+        fields([
+            ("Target", [display(live.target)]),
+            ("Key", [display(live.key)]),
+            ("Mode", [live.readonly ? "ro" : "rw"]),
+            ("Mounted", live.mounts.map(mountSummary)),
+            ("Mounted at", [live.mountedAt.rfc3339]),
+        ])
+    }
+
+    /// The daemon's live mounts as a table.
+    static func liveMountTable(_ mounts: [LiveMount]) -> String {
+        table(
+            header: ["TARGET", "KEY", "MODE", "MOUNTED AT"],
+            rows: mounts.map { live in
+                [display(live.target), display(live.key), live.readonly ? "ro" : "rw", seconds(live.mountedAt)]
+            })
+    }
+
+    /// What a mount puts in place, in a few words: `bind of /r/snapshots/1/fs`, or
+    /// `overlay of 3 lower layers, upper /r/snapshots/4/fs` (with extra options, if any).
+    static func mountSummary(_ mount: Mount) -> String {
+        guard mount.type == "overlay" else {
+            return "\(mount.type) of \(display(mount.source))"
+        }
+        var lowers = 0
+        var upper: String?
+        var extra: [String] = []
+        for option in mount.options {
+            if option.hasPrefix("lowerdir=") {
+                lowers = option.dropFirst("lowerdir=".count).split(separator: ":").count
+            } else if option.hasPrefix("upperdir=") {
+                upper = String(option.dropFirst("upperdir=".count))
+            } else if !option.hasPrefix("workdir=") {
+                extra.append(option)
+            }
+        }
+        var text = "overlay of " + (lowers == 1 ? "1 lower layer" : "\(lowers) lower layers")
+        if let upper { text += ", upper " + display(upper) }
+        if !extra.isEmpty { text += ", options " + extra.joined(separator: ",") }
+        return text
     }
 
     static func usage(_ usage: Usage) -> String {

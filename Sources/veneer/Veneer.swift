@@ -7,7 +7,7 @@ import VeneerCore
 struct Veneer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veneer",
-        abstract: "Manage the snapshots of veneerd, the container root file system snapshotter.",
+        abstract: "Manage the snapshots and mounts of veneerd, the container root file system snapshotter.",
         discussion: """
             The daemon's socket is taken from --socket, else from the VENEER_SOCKET environment \
             variable, else \(VeneerClient.defaultSocketPath). With --json, every command prints the \
@@ -16,7 +16,8 @@ struct Veneer: AsyncParsableCommand {
         subcommands: [
             PrepareCommand.self, ViewCommand.self, CommitCommand.self, RemoveCommand.self,
             ListCommand.self, InfoCommand.self, LabelCommand.self, MountsCommand.self,
-            UsageCommand.self, CleanupCommand.self, StatusCommand.self,
+            MountCommand.self, UnmountCommand.self, UsageCommand.self, CleanupCommand.self,
+            StatusCommand.self,
         ]
     )
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import VeneerDaemon
+import VeneerOS
 
 @main
 struct Veneerd: AsyncParsableCommand {
@@ -22,27 +23,29 @@ struct Veneerd: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
+        let overrides = DaemonConfiguration.Overrides(root: root, socket: socket, logLevel: logLevel)
         let configuration: DaemonConfiguration
         do {
-            configuration = try DaemonConfiguration.load(
-                file: config, overrides: .init(root: root, socket: socket, logLevel: logLevel))
+            configuration = try DaemonConfiguration.load(file: config, overrides: overrides)
         } catch {
             FileHandle.standardError.write(Data("veneerd: \(error)\n".utf8))
+            Systemd.status("cannot start: \(error)")
             throw ExitCode(error.exitStatus)
         }
-        let level = configuration.logLevel
+        let control = LogLevelControl(configuration.logLevel)
+        let destination = DaemonLogHandler.defaultDestination
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            DaemonLogHandler(label: label, control: control, destination: destination)
         }
         let logger = Logger(label: "veneerd")
-        let daemon = Daemon(configuration: configuration, logger: logger)
+        let daemon = Daemon(
+            configuration: configuration, configFile: config, overrides: overrides, logLevel: control, logger: logger)
         do {
-            let snapshotter = try daemon.prepare()
-            try await daemon.run(snapshotter: snapshotter)
+            try await daemon.run(try daemon.prepare())
         } catch let error as StartupError {
             logger.critical("cannot start: \(error)")
+            Systemd.status("cannot start: \(error)")
+            Systemd.errno(error.errno)
             throw ExitCode(error.exitStatus)
         }
     }
