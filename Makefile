@@ -6,7 +6,10 @@ DESTDIR     ?=
 APT_PACKAGES = libmount-dev libsystemd-dev libsqlite3-dev pkg-config
 VENEERD_ARGS ?=
 
-.PHONY: all deps build release run test bench clean
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR  ?= /etc
+
+.PHONY: all deps build release run test bench install clean
 
 all: build
 
@@ -38,6 +41,22 @@ test: deps
 # Throughput and latency figures; see docs/performance.md.
 bench: release
 	$$($(SWIFT) build -c release --show-bin-path)/veneer-bench
+
+# Installs the binaries, the systemd units and, unless one exists, the example
+# configuration. Honours DESTDIR, PREFIX, UNITDIR and SYSCONFDIR.
+install: release
+	bin="$$($(SWIFT) build -c release --show-bin-path)"; \
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSCONFDIR)/veneer" && \
+	install -m 0755 "$$bin/veneerd" "$$bin/veneer" "$(DESTDIR)$(PREFIX)/bin/" && \
+	sed 's|/usr/local/bin/veneerd|$(PREFIX)/bin/veneerd|' systemd/veneerd.service > "$(DESTDIR)$(UNITDIR)/veneerd.service" && \
+	install -m 0644 systemd/veneerd.socket "$(DESTDIR)$(UNITDIR)/veneerd.socket" && \
+	chmod 0644 "$(DESTDIR)$(UNITDIR)/veneerd.service" && \
+	if [ -e "$(DESTDIR)$(SYSCONFDIR)/veneer/veneerd.toml" ]; then \
+	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/veneer/veneerd.toml"; \
+	else \
+	    install -m 0644 systemd/veneerd.toml.example "$(DESTDIR)$(SYSCONFDIR)/veneer/veneerd.toml"; \
+	fi
+	@echo "installed; enable with: systemctl daemon-reload && systemctl enable --now veneerd.socket"
 
 clean:
 	rm -rf .build
