@@ -31,6 +31,11 @@ enum RequestDecoding {
         }
         let bytes = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
         do {
+            try StrictJSON.validate(bytes)
+        } catch {
+            throw VeneerError.invalidArgument("\(what) is not valid: \(error.message)")
+        }
+        do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch let error as VeneerError {
             throw error
@@ -80,6 +85,8 @@ enum RequestDecoding {
         case is [String: String].Type: "an object of strings"
         case is Bool.Type: "a boolean"
         case is Int.Type, is Int64.Type: "an integer"
+        case is [String: Any].Type: "an object"
+        case is [Any].Type: "an array"
         default: "of type \(type)"
         }
     }

@@ -29,6 +29,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         "xino": ["on", "off", "auto"],
     ]
 
+    /// Longest state root path accepted.
+    public static let maxRootBytes = 200
+
     static let knownSettings = "root, socket, log_level, max_depth, overlay_options"
 
     /// Settings that the file may hold; every field optional, unknown fields rejected.
@@ -119,6 +122,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
     func validate() throws(StartupError) {
         guard root.hasPrefix("/") else {
             throw .configuration("state root \(quoted(root)) must be an absolute path")
+        }
+        // Layer paths (<root>/snapshots/<id>/fs) must stay under the kernel's 256-byte
+        // limit on one fsconfig value, which deep stacks are mounted with.
+        if root.utf8.count > Self.maxRootBytes {
+            throw .configuration(
+                "state root \(quoted(root)) is \(root.utf8.count) bytes long; use a path of at most \(Self.maxRootBytes) bytes")
         }
         // Layer paths end up in overlay mount options, where these characters are separators.
         if let bad = root.first(where: { $0 == ":" || $0 == "," || $0 == "\n" }) {

@@ -48,16 +48,32 @@ public struct Daemon: Sendable {
         default:
             throw .unusablePath("state root \(root) exists and is not a directory; point --root at a directory")
         }
+        // Overlay upper and work directories cannot live on overlayfs (and the kernel
+        // stacks at most two file systems), so a root there could never mount anything.
+        // Checked on the nearest existing directory, before anything is created.
+        var existing = root
+        while FileSystem.entryType(existing) == .missing, let slash = existing.lastIndex(of: "/") {
+            existing = slash == existing.startIndex ? "/" : String(existing[..<slash])
+        }
+        if let type = try? FileSystem.fileSystemType(existing), type == "overlay" {
+            throw .unusablePath(
+                "state root \(root) is on overlayfs, where the kernel refuses overlay upper directories; put the root on ext4, xfs or btrfs (--root)")
+        }
         do {
             try FileSystem.makeDirectories(root, mode: 0o700)
         } catch {
             throw .unusablePath("cannot create the state root \(root): \(error)")
         }
-        // Overlay upper and work directories cannot live on overlayfs (and the kernel
-        // stacks at most two file systems), so a root there could never mount anything.
-        if let type = try? FileSystem.fileSystemType(root), type == "overlay" {
-            throw .unusablePath(
-                "state root \(root) is on overlayfs, where the kernel refuses overlay upper directories; put the root on ext4, xfs or btrfs (--root)")
+        // One daemon per state root: a second one would clean up the first one's work
+        // in progress. The lock lasts as long as the process.
+        let lock = root + "/lock"
+        do {
+            _ = try FileSystem.lockExclusive(lock)
+        } catch {
+            if error.isLockHeld {
+                throw .alreadyRunning("another veneerd is using the state root \(root) (it holds \(lock)); stop it or choose another --root")
+            }
+            throw .unusablePath("cannot lock the state root \(root): \(error)")
         }
         let activated: Int32?
         do {
@@ -109,7 +125,10 @@ public struct Daemon: Sendable {
     }
 
     static func probeOverlay(root: String) -> OverlayFeatureReport {
-        let features = OverlayFeatures.probe(scratch: root)
+        // The kernel takes at most 256 bytes per fsconfig value, so the probes run in a
+        // short scratch directory; d_type is a property of the root's own file system.
+        let scratch = FileSystem.entryType("/tmp") == .directory ? "/tmp" : root
+        let features = OverlayFeatures.probe(scratch: scratch)
         return OverlayFeatureReport(
             newMountAPI: features.newMountAPI, index: features.index, metacopy: features.metacopy,
             redirectDir: features.redirectDir, userxattr: features.userxattr,

@@ -109,7 +109,7 @@ struct Reloader: Service {
 
     func run() async throws {
         let signals = self.signals
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             for await _ in signals {
                 Systemd.reloading()
                 await reload()

@@ -33,7 +33,7 @@ public enum FileSystem {
 
     /// Creates the directory and its missing parents; an existing directory is fine.
     public static func makeDirectories(_ path: String, mode: UInt32 = 0o755) throws(SystemError) {
-        if entryType(path) == .directory { return }
+        if isDirectoryFollowingLinks(path) { return }
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             prefix += "/" + component
@@ -41,9 +41,15 @@ public enum FileSystem {
                 throw .last("mkdir", prefix)
             }
         }
-        guard entryType(path) == .directory else {
+        guard isDirectoryFollowingLinks(path) else {
             throw SystemError("mkdir", path, errno: ENOTDIR)
         }
+    }
+
+    /// True for a directory or a symbolic link to one.
+    public static func isDirectoryFollowingLinks(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
     }
 
     public static func rename(_ from: String, to: String) throws(SystemError) {
@@ -148,7 +154,11 @@ public enum FileSystem {
             }
             if st.st_mode & S_IFMT == S_IFDIR {
                 let childFD = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                if childFD < 0 { throw .last("open", child) }
+                if childFD < 0 {
+                    // Removed by someone else meanwhile: nothing left to do for it.
+                    if Glibc.errno == ENOENT { continue }
+                    throw .last("open", child)
+                }
                 try removeContents(of: childFD, path: child)
                 if unlinkat(fd, name, AT_REMOVEDIR) != 0 && Glibc.errno != ENOENT {
                     throw .last("rmdir", child)
@@ -220,7 +230,10 @@ public enum FileSystem {
             usage.inodes += 1
             if st.st_mode & S_IFMT == S_IFDIR {
                 let childFD = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                if childFD < 0 { throw .last("open", path + "/" + name) }
+                if childFD < 0 {
+                    if Glibc.errno == ENOENT { continue }
+                    throw .last("open", path + "/" + name)
+                }
                 try addUsage(of: childFD, path: path + "/" + name, seen: &seen, usage: &usage)
             }
         }
@@ -262,29 +275,25 @@ public enum FileSystem {
         defer { free(resolved) }
         return String(cString: resolved)
     }
+}
 
-    /// Writes `contents` to a new file at `path`, replacing it atomically and durably.
-    public static func writeFileAtomically(_ path: String, _ contents: [UInt8], mode: UInt32 = 0o644) throws(SystemError) {
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
-        if fd < 0 { throw .last("open", tmp) }
-        var offset = 0
-        while offset < contents.count {
-            let n = contents[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                let error = SystemError.last("write", tmp)
-                close(fd)
-                throw error
-            }
-            offset += n
-        }
-        if fsync(fd) != 0 {
-            let error = SystemError.last("fsync", tmp)
+extension FileSystem {
+    /// Takes an exclusive, non-blocking lock (flock) on `path`, creating the file if
+    /// needed, and returns its descriptor; the lock lasts until the descriptor is closed
+    /// or the process ends. Fails with EWOULDBLOCK when another process holds it.
+    public static func lockExclusive(_ path: String) throws(SystemError) -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0 { throw .last("open", path) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let error = SystemError.last("flock", path)
             close(fd)
             throw error
         }
-        close(fd)
-        try rename(tmp, to: path)
+        return fd
     }
+}
+
+extension SystemError {
+    /// EWOULDBLOCK: a lock is held elsewhere.
+    public var isLockHeld: Bool { errno == EWOULDBLOCK }
 }

@@ -9,3 +9,25 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
         }
     }
 }
+
+/// A first-come, first-served async mutex for long operations that must not overlap.
+actor AsyncGate {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func enter() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func leave() {
+        if waiters.isEmpty {
+            busy = false
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}

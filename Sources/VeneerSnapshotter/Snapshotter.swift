@@ -39,6 +39,7 @@ public final class Snapshotter: Sendable {
     public func apply(_ new: Settings) {
         settings.withLock { $0 = new }
     }
+    private let cleanupGate = AsyncGate()
     /// Targets with a mount or an unmount in progress.
     private let busyTargets = Mutex(Set<String>())
 
@@ -391,6 +392,19 @@ public final class Snapshotter: Sendable {
     /// Safe to run while serving: orphans are moved aside while writes are paused,
     /// then deleted.
     public func cleanup() async throws(VeneerError) -> CleanupReport {
+        // One cleanup at a time: concurrent ones would walk and delete the same trees.
+        await cleanupGate.enter()
+        do {
+            let report = try await cleanupAlone()
+            await cleanupGate.leave()
+            return report
+        } catch {
+            await cleanupGate.leave()
+            throw error
+        }
+    }
+
+    private func cleanupAlone() async throws(VeneerError) -> CleanupReport {
         let layout = self.layout
         let moved: [String]
         do {
@@ -416,8 +430,6 @@ public final class Snapshotter: Sendable {
                 }
                 return moved
             }
-        } catch {
-            throw error
         }
         var report = CleanupReport(removed: 0, reclaimedBytes: 0)
         let logger = self.logger

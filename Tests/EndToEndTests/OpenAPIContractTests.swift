@@ -218,7 +218,7 @@ import Testing
                 }
             }
         }
-        #expect(withBody.count == 9)
+        #expect(withBody.count == 11)
         #expect(covered == withBody, "no example for \(withBody.subtracting(covered).sorted())")
     }
 

@@ -437,42 +437,6 @@ struct MountTests {
         #expect(try PathSafety.isInside(real + "/x", root: box.path + "/link"))
         #expect(try !PathSafety.isInside(box.path + "/realx", root: box.path + "/link"))
     }
-
-    // MARK: - Latency
-
-    /// Prints mount+unmount latency per method at depth 1, 128 and 500 (not a timed
-    /// assertion: the figures go to the report).
-    @Test func latencyByDepth() throws {
-        let box = try MountSandbox()
-        let root = try box.longRoot()
-        let target = try box.target("t")
-        for depth in [1, 128, 500] {
-            let stack = try LayerStack(root: root + "/d\(depth)", depth: depth)
-            var line = "mount latency depth \(depth) (root \(root.utf8.count) chars):"
-            for method in OverlayMountMethod.allCases {
-                if method == .libmount && stack.optionBytes > Mounter.singleCallOptionLimit {
-                    line += " \(method.rawValue)=n/a"
-                    continue
-                }
-                var samples: [Double] = []
-                for _ in 0..<(depth == 500 ? 8 : 15) {
-                    let start = SystemClock.monotonicNanoseconds()
-                    try Mounter.mountOverlay(
-                        lowers: stack.lowers, upper: stack.upper, work: stack.work, at: target, method: method)
-                    let mounted = SystemClock.monotonicNanoseconds()
-                    try Mounter.unmount(target)
-                    samples.append(Double(mounted - start) / 1_000_000)
-                    // Let the kernel finish tearing the last mount down (the upper file
-                    // system's journal), so that each sample is a mount on a quiet system.
-                    usleep(20_000)
-                }
-                samples.sort()
-                line += " \(method.rawValue)=" + String(format: "%.2fms", samples[samples.count / 2])
-            }
-            print(line)
-            #expect(!MountTable.isMountPoint(target))
-        }
-    }
 }
 
 // MARK: - Helpers

@@ -68,7 +68,10 @@ enum Mounts {
 
     /// Targets under `prefix` according to /proc/self/mountinfo, deepest first.
     static func targets(under prefix: String) -> [String] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        // Read to the end: a plain String(contentsOfFile:) stops at procfs's first short
+        // read, which comes before any line longer than its buffer (deep overlays).
+        guard let data = try? FileHandle(forReadingAtPath: "/proc/self/mountinfo")?.readToEnd() else { return [] }
+        let text = String(decoding: data, as: UTF8.self)
         var found: [String] = []
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")

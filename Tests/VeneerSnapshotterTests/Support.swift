@@ -1,0 +1,79 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import VeneerCore
+import VeneerOS
+import VeneerSnapshotter
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A state root under a fresh directory in /tmp, deleted when released.
+final class TemporaryRoot: Sendable {
+    let base: String
+
+    init() throws {
+        var template = Array("/tmp/veneer-snap.XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer in
+            guard let start = buffer.baseAddress else { return false }
+            return mkdtemp(start) != nil
+        }
+        guard made else { throw VeneerError.internal("mkdtemp failed: errno \(errno)") }
+        base = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The state root itself; the snapshotter creates it.
+    var root: String { base + "/root" }
+
+    func snapshotter(overlayOptions: [String] = []) throws -> Snapshotter {
+        try Snapshotter(
+            root: root, overlayOptions: overlayOptions,
+            logger: Logger(label: "veneer.test") { _ in SwiftLogNoOpLogHandler() })
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: base)
+    }
+}
+
+enum Disk {
+    static func exists(_ path: String) -> Bool { FileSystem.entryType(path) != .missing }
+
+    static func names(_ path: String) throws -> Set<String> { Set(try FileSystem.listDirectory(path)) }
+
+    static func write(_ path: String, bytes: Int) throws {
+        let data = Data((0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) })
+        guard FileManager.default.createFile(atPath: path, contents: data) else {
+            throw VeneerError.internal("cannot write \(path)")
+        }
+        // Allocate the blocks now, so that usage sees them.
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+}
+
+extension Snapshotter {
+    /// The id, and so the directory, of a stored snapshot.
+    func id(_ key: String) async throws -> Int64 {
+        guard let record = try await store.get(key) else { throw VeneerError.notFound("no \(key)") }
+        return record.id
+    }
+
+    func directories(_ key: String) async throws -> SnapshotDirectories {
+        layout.directories(try await id(key))
+    }
+
+    /// Prepares `name`-work on `parent` and commits it as `name`.
+    @discardableResult
+    func layer(_ name: String, parent: String? = nil) async throws -> SnapshotInfo {
+        _ = try await create(key: name + "-work", parent: parent, kind: .active, labels: [:])
+        return try await commit(key: name + "-work", name: name, labels: [:])
+    }
+}

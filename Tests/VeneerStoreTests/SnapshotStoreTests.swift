@@ -1,0 +1,517 @@
+import Testing
+import VeneerCore
+import VeneerStore
+
+@Suite("SnapshotStore")
+struct SnapshotStoreTests {
+    // MARK: - Create and read
+
+    @Test func createGetListAndCounts() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        #expect(try await store.list() == [])
+        #expect(try await store.counts() == KindCounts())
+
+        let labels = ["team": "db", "quote\"d": "v,1", "emoji": "🐳", "empty": ""]
+        let a = try await store.create("default/a 1", .active, labels: labels, at: t0)
+        #expect(a.key == "default/a 1")
+        #expect(a.kind == .active)
+        #expect(a.parentID == nil && a.parentKey == nil)
+        #expect(a.labels == labels)
+        #expect(a.created == t0 && a.updated == t0)
+        #expect(a.usage == nil)
+        #expect(try await store.get("default/a 1") == a)
+        #expect(try await store.get("default/a") == nil)
+
+        let v = try await store.create("v", .view, at: t2)
+        #expect(v.id > a.id)
+        #expect(try await store.get("v")?.created == t2)
+
+        let list = try await store.list()
+        #expect(list.map(\.key) == ["default/a 1", "v"])
+        #expect(list == [a, v])
+        #expect(try await store.counts() == KindCounts(active: 1, view: 1, committed: 0))
+        #expect(try await store.allIDs() == [a.id, v.id])
+        try await store.ping()
+
+        let info = a.info
+        #expect(info == SnapshotInfo(key: a.key, kind: .active, parent: nil, labels: labels, created: t0, updated: t0))
+    }
+
+    @Test func createOnACommittedParent() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let base = try await store.committed("base")
+        let seen = Counter()
+        let child = try await store.create(
+            NewSnapshot(key: "child", kind: .view, parent: "base", labels: [:], created: t2)
+        ) { id, parent, _ in
+            seen.increment()
+            // The hook sees the new id and the parent's stored record.
+            guard id > base.id, parent == base else { throw Unrelated() }
+        }
+        #expect(seen.count == 1)
+        #expect(child.parentID == base.id)
+        #expect(child.parentKey == "base")
+        #expect(try await store.get("child") == child)
+        #expect(try await store.get("child")?.info.parent == "base")
+        #expect(try await store.counts() == KindCounts(active: 0, view: 1, committed: 1))
+    }
+
+    @Test(arguments: SnapshotKind.allCases)
+    func createOverAnExistingKeyAlreadyExists(existing: SnapshotKind) async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        if existing == .committed {
+            try await store.committed("k")
+        } else {
+            try await store.create("k", existing)
+        }
+        let before = try await store.list()
+        let hook = Counter()
+        let error = await #expect(throws: VeneerError.self) {
+            try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t2)) { _, _, _ in
+                hook.increment()
+            }
+        }
+        #expect(error?.code == .alreadyExists)
+        #expect(hook.count == 0)
+        #expect(try await store.list() == before)
+    }
+
+    @Test func createOnAMissingParentIsNotFound() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let error = await #expect(throws: VeneerError.self) { try await store.create("k", parent: "gone") }
+        #expect(error?.code == .notFound)
+        #expect(error?.message.contains("\"gone\"") == true)
+        #expect(try await store.list() == [])
+    }
+
+    @Test(arguments: [SnapshotKind.active, .view])
+    func createOnAnUncommittedParentIsInvalid(parentKind: SnapshotKind) async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        try await store.create("p", parentKind)
+        for kind in [SnapshotKind.active, .view] {
+            let error = await #expect(throws: VeneerError.self) { try await store.create("k", kind, parent: "p") }
+            #expect(error?.code == .invalidArgument)
+        }
+        #expect(try await store.list().map(\.key) == ["p"])
+    }
+
+    @Test func createCommittedIsInvalid() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let error = await #expect(throws: VeneerError.self) { try await store.create("k", .committed) }
+        #expect(error?.code == .invalidArgument)
+        #expect(try await store.list() == [])
+    }
+
+    @Test func aThrowingHookWritesNothing() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        try await store.committed("base")
+        let before = try await store.list()
+
+        let passedThrough = await #expect(throws: VeneerError.self) {
+            try await store.create(NewSnapshot(key: "k", kind: .active, parent: "base", labels: [:], created: t0)) { _, _, _ in
+                throw VeneerError.resourceExhausted("disk full")
+            }
+        }
+        #expect(passedThrough == .resourceExhausted("disk full"))
+
+        let wrapped = await #expect(throws: VeneerError.self) {
+            try await store.create(NewSnapshot(key: "k", kind: .view, parent: nil, labels: [:], created: t0)) { _, _, _ in
+                throw Unrelated()
+            }
+        }
+        #expect(wrapped?.code == .internal)
+
+        #expect(try await store.get("k") == nil)
+        #expect(try await store.list() == before)
+        #expect(try await store.counts() == KindCounts(committed: 1))
+        // The key is free: a later create succeeds.
+        let k = try await store.create("k", parent: "base")
+        #expect(k.parentKey == "base")
+    }
+
+    @Test func idsAreNeverReusedAfterDelete() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let a = try await store.create("a")
+        let b = try await store.create("b")
+        // Removing the highest id is what plain rowids would hand out again.
+        _ = try await store.remove("b")
+        let c = try await store.create("c")
+        #expect(c.id > b.id)
+        _ = try await store.remove("a")
+        _ = try await store.remove("c")
+        let b2 = try await store.create("b")
+        #expect(b2.id > c.id)
+        #expect(Set([a.id, b.id, c.id, b2.id]).count == 4)
+        #expect(try await store.allIDs() == [b2.id])
+    }
+
+    // MARK: - Chains
+
+    @Test func chainIsNearestFirstAcrossFiveLevels() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        var levels: [SnapshotRecord] = []
+        var parent: String?
+        for level in 0..<5 {
+            // Side branches and unrelated snapshots that must not appear in the chain.
+            try await store.create("side-\(level)", .view, parent: parent)
+            try await store.committed("other-\(level)")
+            let record = try await store.committed("L\(level)", parent: parent)
+            levels.append(record)
+            parent = record.key
+        }
+        let leaf = try await store.create("leaf", .active, parent: "L4")
+
+        let chain = try await store.chain("leaf")
+        #expect(chain.map(\.key) == ["leaf", "L4", "L3", "L2", "L1", "L0"])
+        #expect(chain.map(\.id) == [leaf.id] + levels.reversed().map(\.id))
+        #expect(chain.dropFirst().map(\.parentKey) == ["L3", "L2", "L1", "L0", nil])
+        #expect(Array(chain.dropFirst()) == levels.reversed())
+
+        #expect(try await store.chain("L2").map(\.key) == ["L2", "L1", "L0"])
+        #expect(try await store.chain("L0").map(\.key) == ["L0"])
+        #expect(try await store.chain("side-3").map(\.key) == ["side-3", "L2", "L1", "L0"])
+        #expect(try await store.chain("missing") == [])
+    }
+
+    // MARK: - Commit
+
+    @Test func commitTurnsTheActiveSnapshotIntoACommittedOne() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        try await store.committed("base")
+        let work = try await store.create("work", parent: "base", labels: ["old": "1"], at: t0)
+        let usage = Usage(size: 123_456, inodes: 42)
+        let layer = try await store.commit(
+            key: "work", name: "layer", labels: ["new": "2"], usage: usage, at: t2, expectedID: work.id)
+        #expect(layer.id == work.id)
+        #expect(layer.key == "layer")
+        #expect(layer.kind == .committed)
+        #expect(layer.labels == ["new": "2"])
+        #expect(layer.created == t2 && layer.updated == t2)
+        #expect(layer.usage == usage)
+        #expect(layer.parentKey == "base")
+        #expect(try await store.get("work") == nil)
+        #expect(try await store.get("layer") == layer)
+        #expect(try await store.counts() == KindCounts(committed: 2))
+        // A committed snapshot is a parent.
+        #expect(try await store.create("next", parent: "layer").parentID == layer.id)
+    }
+
+    @Test func commitChecksTheNameFirst() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let taken = try await store.create("taken", .view)
+        let active = try await store.create("active")
+        for key in ["missing", "taken", "active"] {
+            let error = await #expect(throws: VeneerError.self) {
+                try await store.commit(
+                    key: key, name: "taken", labels: [:], usage: Usage(size: 0, inodes: 0), at: t1,
+                    expectedID: key == "active" ? active.id : taken.id)
+            }
+            #expect(error?.code == .alreadyExists, "committing \(key)")
+        }
+        // Committing a key under its own name: the name is taken by itself.
+        let own = await #expect(throws: VeneerError.self) {
+            try await store.commit(
+                key: "active", name: "active", labels: [:], usage: Usage(size: 0, inodes: 0), at: t1, expectedID: active.id)
+        }
+        #expect(own?.code == .alreadyExists)
+        #expect(try await store.get("active") == active)
+    }
+
+    @Test func commitOfAMissingKeyIsNotFound() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let error = await #expect(throws: VeneerError.self) {
+            try await store.commit(key: "gone", name: "n", labels: [:], usage: Usage(size: 0, inodes: 0), at: t1, expectedID: 1)
+        }
+        #expect(error?.code == .notFound)
+        #expect(try await store.get("n") == nil)
+    }
+
+    @Test(arguments: [SnapshotKind.view, .committed])
+    func onlyActiveSnapshotsCanBeCommitted(kind: SnapshotKind) async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let record = kind == .committed ? try await store.committed("k") : try await store.create("k", kind)
+        let error = await #expect(throws: VeneerError.self) {
+            try await store.commit(
+                key: "k", name: "n", labels: [:], usage: Usage(size: 0, inodes: 0), at: t1, expectedID: record.id)
+        }
+        #expect(error?.code == .failedPrecondition)
+        #expect(try await store.get("k") == record)
+        #expect(try await store.get("n") == nil)
+    }
+
+    @Test func commitWithAStaleIDChangesNothing() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        // The key was removed and prepared again after the caller measured it.
+        let first = try await store.create("work")
+        _ = try await store.remove("work")
+        let second = try await store.create("work", labels: ["again": "yes"])
+        let error = await #expect(throws: VeneerError.self) {
+            try await store.commit(
+                key: "work", name: "layer", labels: [:], usage: Usage(size: 1, inodes: 1), at: t1, expectedID: first.id)
+        }
+        #expect(error?.code == .failedPrecondition)
+        #expect(error?.message.contains("changed") == true)
+        #expect(try await store.get("work") == second)
+        #expect(try await store.get("layer") == nil)
+    }
+
+    // MARK: - Remove
+
+    @Test func removeReturnsTheDeletedRecord() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let a = try await store.create("a", labels: ["x": "y"])
+        #expect(try await store.remove("a") == a)
+        #expect(try await store.get("a") == nil)
+        let error = await #expect(throws: VeneerError.self) { try await store.remove("a") }
+        #expect(error?.code == .notFound)
+    }
+
+    @Test func removeWithChildrenIsRefused() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let base = try await store.committed("base")
+        try await store.create("c1", parent: "base")
+        let few = await #expect(throws: VeneerError.self) { try await store.remove("base") }
+        #expect(few?.code == .failedPrecondition)
+        #expect(few?.message.contains("1 child") == true)
+        #expect(few?.message.contains("\"c1\"") == true)
+
+        for i in 2...5 { try await store.create("c\(i)", .view, parent: "base") }
+        let many = await #expect(throws: VeneerError.self) { try await store.remove("base") }
+        #expect(many?.code == .failedPrecondition)
+        #expect(many?.message.contains("5 child") == true)
+        #expect(many?.message.contains("and 2 more") == true)
+        #expect(try await store.get("base") == base)
+
+        for i in 1...5 { _ = try await store.remove("c\(i)") }
+        #expect(try await store.remove("base") == base)
+    }
+
+    @Test func aThrowingRemoveCheckKeepsTheRow() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let a = try await store.create("a")
+        let error = await #expect(throws: VeneerError.self) {
+            _ = try await store.remove("a") { record in
+                throw VeneerError.failedPrecondition("busy \(record.id)")
+            }
+        }
+        #expect(error == .failedPrecondition("busy \(a.id)"))
+        #expect(try await store.get("a") == a)
+    }
+
+    // MARK: - Labels
+
+    @Test func updateLabelsReplacesLabelsAndBumpsUpdated() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let a = try await store.create("a", labels: ["keep": "1", "drop": "2"], at: t0)
+        let updated = try await store.updateLabels("a", at: t2) { current in
+            var next = current
+            next["drop"] = nil
+            next["add"] = "3"
+            return next
+        }
+        #expect(updated.labels == ["keep": "1", "add": "3"])
+        #expect(updated.updated == t2)
+        #expect(updated.created == t0)
+        #expect(updated.id == a.id)
+        #expect(try await store.get("a") == updated)
+
+        let missing = await #expect(throws: VeneerError.self) {
+            _ = try await store.updateLabels("gone", at: t2) { $0 }
+        }
+        #expect(missing?.code == .notFound)
+
+        let refused = await #expect(throws: VeneerError.self) {
+            _ = try await store.updateLabels("a", at: t1) { _ in throw VeneerError.invalidArgument("no") }
+        }
+        #expect(refused == .invalidArgument("no"))
+        #expect(try await store.get("a") == updated)
+    }
+
+    // MARK: - Concurrency
+
+    @Test func concurrentCreatesOfOneKeyLetExactlyOneWin() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let outcomes = await withTaskGroup(of: VeneerError.Code?.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    do {
+                        try await store.create("same")
+                        return nil
+                    } catch let error as VeneerError {
+                        return error.code
+                    } catch {
+                        return .internal
+                    }
+                }
+            }
+            var outcomes: [VeneerError.Code?] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        #expect(outcomes.filter { $0 == nil }.count == 1)
+        #expect(outcomes.filter { $0 == .alreadyExists }.count == 19)
+        #expect(try await store.list().count == 1)
+    }
+
+    @Test func withWritesPausedSeesEveryID() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let a = try await store.create("a")
+        let b = try await store.committed("b")
+        #expect(try await store.withWritesPaused { ids in ids } == [a.id, b.id])
+        let error = await #expect(throws: VeneerError.self) {
+            try await store.withWritesPaused { _ in throw VeneerError.unavailable("stop") }
+        }
+        #expect(error == .unavailable("stop"))
+    }
+
+    // MARK: - Durability
+
+    @Test func writesSurviveReopeningTheStore() async throws {
+        let tmp = try TemporaryDirectory()
+        var expected: [SnapshotRecord] = []
+        var highestID: Int64 = 0
+        do {
+            let store = try SnapshotStore(path: tmp.database)
+            try await store.committed("base", labels: ["l": "1"], usage: Usage(size: 8192, inodes: 3))
+            try await store.create("child", parent: "base", labels: ["x": "y"])
+            try await store.create("view", .view, parent: "base")
+            _ = try await store.updateLabels("view", at: t2) { _ in ["updated": "yes"] }
+            let gone = try await store.create("gone")
+            _ = try await store.remove("gone")
+            highestID = gone.id
+            expected = try await store.list()
+        }
+        // The first store is released; a new one opens the same file.
+        let reopened = try SnapshotStore(path: tmp.database)
+        let list = try await reopened.list()
+        #expect(list == expected)
+        #expect(list.map(\.key) == ["base", "child", "view"])
+        #expect(list.first?.usage == Usage(size: 8192, inodes: 3))
+        #expect(list.last?.labels == ["updated": "yes"])
+        #expect(list.last?.updated == t2)
+        #expect(try await reopened.counts() == KindCounts(active: 1, view: 1, committed: 1))
+        // The id sequence is stored too.
+        #expect(try await reopened.create("new").id > highestID)
+    }
+
+    @Test func anUnusablePathIsUnavailable() throws {
+        let tmp = try TemporaryDirectory()
+        let error = #expect(throws: VeneerError.self) {
+            try SnapshotStore(path: tmp.path + "/missing-dir/metadata.db")
+        }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("missing-dir/metadata.db") == true)
+    }
+}
+
+/// Hooks that a create registers with its write batch.
+@Suite("SnapshotStore write batches")
+struct WriteBatchTests {
+    @Test func hooksOfACommittedCreateRun() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let before = Counter(), after = Counter(), rollback = Counter()
+        _ = try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, batch in
+            batch.beforeCommit(once: "sync") { before.increment() }
+            batch.beforeCommit(once: "sync") { before.increment() }
+            batch.afterCommit { after.increment() }
+            batch.onRollback { rollback.increment() }
+        }
+        #expect(before.count == 1)
+        #expect(after.count == 1)
+        #expect(rollback.count == 0)
+    }
+
+    @Test func aFailingCreateRollsBackItsSideEffectsOnly() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let before = Counter(), after = Counter(), rollback = Counter()
+        let error = await #expect(throws: VeneerError.self) {
+            try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, batch in
+                batch.beforeCommit(once: "sync") { before.increment() }
+                batch.afterCommit { after.increment() }
+                batch.onRollback { rollback.increment() }
+                throw VeneerError.internal("cannot make directories")
+            }
+        }
+        #expect(error == .internal("cannot make directories"))
+        #expect(rollback.count == 1)
+        #expect(before.count == 0)
+        #expect(after.count == 0)
+        #expect(try await store.get("k") == nil)
+    }
+
+    @Test func aFailingPreCommitActionFailsTheWrite() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let after = Counter(), rollback = Counter()
+        let error = await #expect(throws: VeneerError.self) {
+            try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, batch in
+                batch.beforeCommit(once: "sync") { throw VeneerError.resourceExhausted("fsync failed") }
+                batch.afterCommit { after.increment() }
+                batch.onRollback { rollback.increment() }
+            }
+        }
+        #expect(error == .resourceExhausted("fsync failed"))
+        #expect(rollback.count == 1)
+        #expect(after.count == 0)
+        #expect(try await store.get("k") == nil)
+        #expect(try await store.list() == [])
+        // The store still works afterwards.
+        try await store.create("k")
+        #expect(try await store.list().map(\.key) == ["k"])
+    }
+
+    @Test func concurrentCreatesSucceedOrFailEachOnTheirOwn() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let syncs = Counter(), after = Counter(), rollback = Counter()
+        let n = 40
+        let results = await withTaskGroup(of: (Int, SnapshotRecord?).self) { group in
+            for i in 0..<n {
+                group.addTask {
+                    let new = NewSnapshot(key: "k\(i)", kind: .active, parent: nil, labels: [:], created: t0)
+                    let record = try? await store.create(new) { _, _, batch in
+                        batch.beforeCommit(once: "sync") { syncs.increment() }
+                        batch.afterCommit { after.increment() }
+                        batch.onRollback { rollback.increment() }
+                        if i % 2 == 1 { throw VeneerError.internal("odd") }
+                    }
+                    return (i, record)
+                }
+            }
+            var results: [Int: SnapshotRecord?] = [:]
+            for await (i, record) in group { results[i] = record }
+            return results
+        }
+        let created = results.compactMapValues { $0 }
+        #expect(created.keys.sorted() == Array(stride(from: 0, to: n, by: 2)))
+        #expect(Set(created.values.map(\.id)).count == n / 2)
+        #expect(Set(try await store.list().map(\.key)) == Set(created.values.map(\.key)))
+        for (i, record) in created { #expect(record.key == "k\(i)") }
+        #expect(after.count == n / 2)
+        #expect(rollback.count == n / 2)
+        // One sync per transaction, and transactions hold one or more creates.
+        #expect(syncs.count >= 1 && syncs.count <= n / 2)
+    }
+}
