@@ -37,38 +37,42 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
             days -= 1
         }
         let (year, month, day) = Self.civil(fromDays: days)
-        func digits(_ value: Int64, _ width: Int) {
-            if value < 0 || value >= Self.powersOfTen[min(width, 18)] {
-                bytes.append(contentsOf: String(value).utf8)
-                return
-            }
-            var divisor = Self.powersOfTen[width - 1]
-            for _ in 0..<width {
-                bytes.append(UInt8(ascii: "0") + UInt8((value / divisor) % 10))
-                divisor /= 10
-            }
+        guard (0...9999).contains(year) else {
+            // Outside four-digit years: the slow path, same shape with a longer year.
+            bytes.append(contentsOf: String(year).utf8)
+            var rest: [UInt8] = []
+            Timestamp(nanosecondsSinceEpoch: Self.days(fromCivil: 2000, month, day) * 86_400_000_000_000
+                + secondOfDay * 1_000_000_000 + fraction).appendRFC3339(to: &rest)
+            bytes.append(contentsOf: rest.dropFirst(4))
+            return
         }
-        digits(year, 4)
-        bytes.append(UInt8(ascii: "-"))
-        digits(month, 2)
-        bytes.append(UInt8(ascii: "-"))
-        digits(day, 2)
-        bytes.append(UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2)
-        bytes.append(UInt8(ascii: ":"))
-        digits((secondOfDay % 3600) / 60, 2)
-        bytes.append(UInt8(ascii: ":"))
-        digits(secondOfDay % 60, 2)
-        bytes.append(UInt8(ascii: "."))
-        digits(fraction, 9)
-        bytes.append(UInt8(ascii: "Z"))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 30) { out in
+            func put(_ value: Int64, _ width: Int, at offset: Int) {
+                var v = value
+                var i = offset + width - 1
+                while i >= offset {
+                    out[i] = UInt8(truncatingIfNeeded: 48 + v % 10)
+                    v /= 10
+                    i -= 1
+                }
+            }
+            put(year, 4, at: 0)
+            out[4] = UInt8(ascii: "-")
+            put(month, 2, at: 5)
+            out[7] = UInt8(ascii: "-")
+            put(day, 2, at: 8)
+            out[10] = UInt8(ascii: "T")
+            put(secondOfDay / 3600, 2, at: 11)
+            out[13] = UInt8(ascii: ":")
+            put((secondOfDay % 3600) / 60, 2, at: 14)
+            out[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, 2, at: 17)
+            out[19] = UInt8(ascii: ".")
+            put(fraction, 9, at: 20)
+            out[29] = UInt8(ascii: "Z")
+            bytes.append(contentsOf: UnsafeBufferPointer(out))
+        }
     }
-
-    private static let powersOfTen: [Int64] = {
-        var powers: [Int64] = [1]
-        for _ in 1...18 { powers.append(powers[powers.count - 1] * 10) }
-        return powers
-    }()
 
     /// Parses RFC 3339 (`Z` or `±hh:mm` offsets, 0 to 9 fractional digits).
     public init?(rfc3339 text: String) {

@@ -243,7 +243,9 @@ public final class SnapshotStore: Sendable {
 
     /// Every snapshot, oldest first.
     public func list() async throws(VeneerError) -> [SnapshotRecord] {
-        index.withLock { Array($0.byKey.values) }.sorted { $0.id < $1.id }
+        let records = index.withLock { Array($0.byKey.values) }
+        // Sort positions rather than the (large) records themselves.
+        return records.indices.sorted { records[$0].id < records[$1].id }.map { records[$0] }
     }
 
     public func counts() async throws(VeneerError) -> KindCounts {

@@ -32,6 +32,9 @@ struct VeneerBench: ParsableCommand {
     @Option(help: "Phases to run: api (cycles, stat, list), mounts (mount latency by depth), or all.")
     var phase: String = "all"
 
+    /// Makes this run's keys unique, so runs can share one daemon.
+    var runTag: String { "\(getpid())" }
+
     @Option(help: "Mounts per depth in the mounts phase.")
     var mountRuns: Int = 40
 
@@ -87,16 +90,16 @@ struct VeneerBench: ParsableCommand {
         let depths = [1, 128, 500]
         var parent: String?
         for layer in 1...(depths.max() ?? 1) {
-            let key = "mnt-layer-\(layer)-active"
+            let key = "mnt-\(runTag)-\(layer)-active"
             let parentJSON = parent.map { #","parent":"\#($0)""# } ?? ""
             try expect(c.request("POST", "/v1/snapshots", json: #"{"key":"\#(key)"\#(parentJSON)}"#), 201, "prepare layer")
-            try expect(c.request("POST", "/v1/snapshots/\(key)/commit", json: #"{"name":"mnt-layer-\#(layer)"}"#), 201, "commit layer")
-            parent = "mnt-layer-\(layer)"
+            try expect(c.request("POST", "/v1/snapshots/\(key)/commit", json: #"{"name":"mnt-\#(runTag)-\#(layer)"}"#), 201, "commit layer")
+            parent = "mnt-\(runTag)-\(layer)"
         }
         print("mount latency (\(mountRuns) mounts per depth, API vs bare system calls):")
         for depth in depths {
-            let key = "mnt-top-\(depth)"
-            try expect(c.request("POST", "/v1/snapshots", json: #"{"key":"\#(key)","parent":"mnt-layer-\#(depth)"}"#), 201, "prepare top")
+            let key = "mnt-\(runTag)-top-\(depth)"
+            try expect(c.request("POST", "/v1/snapshots", json: #"{"key":"\#(key)","parent":"mnt-\#(runTag)-\#(depth)"}"#), 201, "prepare top")
             let planned = try c.request("GET", "/v1/snapshots/\(key)/mounts")
             try expect(planned, 200, "mounts")
             let mounts = try JSONDecoder().decode(MountsResponse.self, from: Data(planned.body)).mounts
@@ -198,11 +201,11 @@ struct VeneerBench: ParsableCommand {
     private func cycles(_ socket: String) throws {
         // A committed base layer, so that each cycle prepares an overlay snapshot.
         let setup = try HTTPConnection(socket: socket)
-        try expect(setup.request("POST", "/v1/snapshots", json: #"{"key":"bench-base"}"#), 201, "prepare base")
-        try expect(setup.request("POST", "/v1/snapshots/bench-base/commit", json: #"{"name":"bench-layer"}"#), 201, "commit base")
+        try expect(setup.request("POST", "/v1/snapshots", json: #"{"key":"bench-base-\#(runTag)"}"#), 201, "prepare base")
+        try expect(setup.request("POST", "/v1/snapshots/bench-base-\(runTag)/commit", json: #"{"name":"bench-layer-\#(runTag)"}"#), 201, "commit base")
         let (latencies, elapsed) = try timed(socket, threads: clients, duration: seconds) { c, t, i in
-            let key = "cycle-\(t)-\(i)"
-            try expect(c.request("POST", "/v1/snapshots", json: #"{"key":"\#(key)","parent":"bench-layer","labels":{"bench":"1"}}"#), 201, "prepare")
+            let key = "cycle-\(runTag)-\(t)-\(i)"
+            try expect(c.request("POST", "/v1/snapshots", json: #"{"key":"\#(key)","parent":"bench-layer-\#(runTag)","labels":{"bench":"1"}}"#), 201, "prepare")
             try expect(c.request("POST", "/v1/snapshots/\(key)/commit", json: #"{"name":"\#(key)-done"}"#), 201, "commit")
             try expect(c.request("DELETE", "/v1/snapshots/\(key)-done"), 204, "remove")
         }
@@ -223,7 +226,7 @@ struct VeneerBench: ParsableCommand {
                     let c = try HTTPConnection(socket: socket)
                     for i in (t * per)..<min(total, (t + 1) * per) {
                         try expect(c.request("POST", "/v1/snapshots",
-                            json: #"{"key":"list-\#(i)","parent":"bench-layer","labels":{"n":"\#(i)"}}"#), 201, "populate")
+                            json: #"{"key":"list-\#(runTag)-\#(i)","parent":"bench-layer-\#(runTag)","labels":{"n":"\#(i)"}}"#), 201, "populate")
                     }
                     results.set(t, .success([]))
                 } catch {
@@ -240,7 +243,7 @@ struct VeneerBench: ParsableCommand {
     private func stats(_ socket: String) throws {
         let size = listSize
         let (latencies, elapsed) = try timed(socket, threads: clients, duration: seconds) { c, t, i in
-            let key = "list-\((t * 7919 + i * 104_729) % size)"
+            let key = "list-\(runTag)-\((t * 7919 + i * 104_729) % size)"
             try expect(c.request("GET", "/v1/snapshots/\(key)"), 200, "stat")
         }
         report("stat", latencies, elapsed, unit: "stats/s")
