@@ -211,7 +211,8 @@ public struct Daemon: Sendable {
             new = try DaemonConfiguration.load(file: configFile, overrides: overrides)
         } catch {
             logger.error("reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
-            Systemd.status("reload rejected: \(error)")
+            let summary = (try? await StatusReporter.summary(snapshotter: snapshotter)) ?? ""
+            Systemd.status("\(summary); reload rejected: \(error)")
             return
         }
         logLevel.current = new.logLevel
