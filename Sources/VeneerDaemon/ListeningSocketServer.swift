@@ -104,7 +104,11 @@ where Responder.Context: InitializableFromSource<ApplicationRequestContextSource
     ) -> HTTPChannelHandler.Responder {
         { request, writer, channel in
             var requestLogger = logger
-            requestLogger[metadataKey: "hb.request.id"] = .stringConvertible(RequestID())
+            // A request ID only matters where per-request lines are logged (debug); skipping
+            // it otherwise saves a metadata copy on every request.
+            if logger.logLevel <= .debug {
+                requestLogger[metadataKey: "hb.request.id"] = .stringConvertible(RequestID())
+            }
             let context = Responder.Context(source: .init(channel: channel, logger: requestLogger))
             var response: Response
             do {
