@@ -101,6 +101,11 @@ public enum FileSystem {
     public static func listDirectory(_ path: String) throws(SystemError) -> [String] {
         guard let dir = opendir(path) else { throw .last("opendir", path) }
         defer { closedir(dir) }
+        return names(in: dir)
+    }
+
+    /// The names left in an open directory stream, without `.` and `..`.
+    private static func names(in dir: OpaquePointer) -> [String] {
         var names: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafePointer(to: entry.pointee.d_name) { ptr in
@@ -138,14 +143,7 @@ public enum FileSystem {
             throw error
         }
         defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { ptr in
-                ptr.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        for name in names {
+        for name in names(in: dir) {
             let child = path + "/" + name
             var st = stat()
             if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
@@ -215,11 +213,7 @@ public enum FileSystem {
             throw error
         }
         defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { ptr in
-                ptr.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name == "." || name == ".." { continue }
+        for name in names(in: dir) {
             var st = stat()
             if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
                 if Glibc.errno == ENOENT { continue }
