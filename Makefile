@@ -3,7 +3,7 @@
 SWIFT       ?= swift
 PREFIX      ?= /usr/local
 DESTDIR     ?=
-APT_PACKAGES = libmount-dev libsystemd-dev libsqlite3-dev pkg-config
+APT_PACKAGES = libmount-dev libsystemd-dev libsqlite3-dev pkg-config debootstrap
 VENEERD_ARGS ?=
 
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
