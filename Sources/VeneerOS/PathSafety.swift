@@ -113,6 +113,36 @@ public enum PathSafety {
                 throw .insideRoot(target: path, root: realRoot)
             }
         }
+        // A bind mount of a directory *below* the root makes part of the root reachable
+        // elsewhere: compare where both paths are within their file system instead.
+        // (A target that is itself a mount point is judged by the checks above and by
+        // the daemon's own records.)
+        var targetStat = stat()
+        if stat(path, &targetStat) == 0, targetStat.st_dev == rootStat.st_dev,
+            let entries = try? MountTable.current(), !entries.contains(where: { $0.target == path }),
+            let targetInFS = fileSystemPath(path, entries: entries),
+            let rootInFS = fileSystemPath(realRoot, entries: entries),
+            isLexicallyInside(targetInFS, rootInFS)
+        {
+            throw .insideRoot(target: path, root: realRoot)
+        }
+    }
+
+    /// Where `path` is within its file system: the root of the mount that holds it
+    /// (the last mounted on the longest matching mount point) joined with the rest of
+    /// the path. For `/mnt/alias/x` with `<fs>/data` bind-mounted at `/mnt/alias`, that
+    /// is `/data/x`.
+    static func fileSystemPath(_ path: String, entries: [MountEntry]) -> String? {
+        var best: MountEntry?
+        for entry in entries where isLexicallyInside(path, entry.target) {
+            if let current = best, entry.target.utf8.count < current.target.utf8.count { continue }
+            best = entry
+        }
+        guard let mount = best else { return nil }
+        let rest = mount.target == "/" ? path : String(path.dropFirst(mount.target.count))
+        let base = mount.root == "/" ? "" : mount.root
+        let joined = base + rest
+        return joined.isEmpty ? "/" : joined
     }
 
     /// `/a`, `/a/b`, `/a/b/c` for `/a/b/c`; `/` for `/`.

@@ -420,6 +420,22 @@ struct MountTests {
         #expect(throws: Never.self) { try PathSafety.validateMountTarget(alias, root: state) }
     }
 
+    @Test func targetBelowABindMountOfADirectoryInsideTheRootIsRefused() throws {
+        let box = try MountSandbox()
+        let state = try box.directory("state")
+        try box.directory("state/snapshots/1/fs")
+        let alias = try box.target("alias")
+        try Mounter.mount(MountSpec(type: "bind", source: state + "/snapshots", options: ["bind"]), at: alias)
+
+        #expect(throws: TargetProblem.insideRoot(target: alias + "/1/fs", root: state)) {
+            try PathSafety.validateMountTarget(alias + "/1/fs", root: state)
+        }
+        // A sibling of the root on the same file system stays acceptable.
+        let outside = try box.directory("outside")
+        #expect(throws: Never.self) { try PathSafety.validateMountTarget(outside, root: state) }
+        try Mounter.unmount(alias)
+    }
+
     @Test func containmentIsComponentWise() throws {
         #expect(PathSafety.isLexicallyInside("/a/b", "/a/b"))
         #expect(PathSafety.isLexicallyInside("/a/b/c", "/a/b"))
