@@ -5,7 +5,7 @@ import VeneerCore
 ///     <root>/metadata.db          SQLite database (WAL)
 ///     <root>/snapshots/<id>/fs    a snapshot's own layer
 ///     <root>/snapshots/<id>/work  overlay work directory of an active snapshot
-///     <root>/staging/<id>         a snapshot being created
+///     <root>/staging/pending-<n>  a snapshot being created
 ///     <root>/trash/<name>         orphans waiting to be deleted
 public struct Layout: Sendable {
     public let root: String
@@ -18,7 +18,6 @@ public struct Layout: Sendable {
     public var trash: String { root + "/trash" }
 
     public func snapshotDirectory(_ id: Int64) -> String { snapshots + "/\(id)" }
-    public func stagingDirectory(_ id: Int64) -> String { staging + "/\(id)" }
     public func directories(_ id: Int64) -> SnapshotDirectories {
         let base = snapshotDirectory(id)
         return SnapshotDirectories(fs: base + "/fs", work: base + "/work")

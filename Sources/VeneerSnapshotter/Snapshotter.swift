@@ -4,6 +4,11 @@ import VeneerCore
 import VeneerOS
 import VeneerStore
 
+/// Names of staging directories in use by creates in progress.
+final class StagingNames: Sendable {
+    let state = Mutex((sequence: 0, inFlight: Set<String>()))
+}
+
 /// Result of removing leftovers from the state root.
 public struct CleanupReport: Sendable, Equatable {
     public var removed: Int
@@ -40,6 +45,8 @@ public final class Snapshotter: Sendable {
         settings.withLock { $0 = new }
     }
     private let cleanupGate = AsyncGate()
+    /// Staging directories of creates in progress, which cleanup must not touch.
+    private let stagingNames = StagingNames()
     /// Targets with a mount or an unmount in progress.
     private let busyTargets = Mutex(Set<String>())
 
@@ -95,47 +102,101 @@ public final class Snapshotter: Sendable {
             throw .failedPrecondition(
                 "chain depth \(lowers) exceeds max_depth \(maxDepth): snapshot \(quoted(key)) would stack \(lowers) layers on \(quoted(parent)); flatten the image or raise max_depth (at most \(Self.kernelMaxDepth))")
         }
+        // Build the directories under a staging name first, in parallel with other
+        // requests; only the rename into place happens inside the store's transaction.
         let layout = self.layout
-        let record = try await store.create(
-            NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: Self.now())
-        ) { id, parentRecord, batch in
-            try Self.materialize(id: id, kind: kind, parent: parentRecord, layout: layout, batch: batch)
+        let parentRecord = try await parent.asyncFlatMap { parent throws(VeneerError) in try await store.get(parent) }
+        let staging = layout.staging + "/" + stagingName()
+        do {
+            try await blocking {
+                try Self.stage(at: staging, kind: kind, parent: parentRecord, layout: layout)
+            }
+        } catch {
+            await discardStaging(staging)
+            // The parent was removed (or replaced) while its owner was being copied:
+            // answer as if the request had come after that.
+            if let parent {
+                let current = try await store.get(parent)
+                if current?.id != parentRecord?.id {
+                    try Lifecycle.checkCreate(key: key, kind: kind, existing: nil, parent: (parent, current?.kind))
+                    throw .failedPrecondition("parent snapshot \(quoted(parent)) changed while \(quoted(key)) was being prepared; retry")
+                }
+            }
+            if let error = error as? SystemError {
+                throw Self.mapped(error, doing: "cannot create the directories of snapshot \(quoted(key))")
+            }
+            throw .internal("cannot create the directories of snapshot \(quoted(key)): \(error)")
         }
+        let record: SnapshotRecord
+        do {
+            record = try await store.create(
+                NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: Self.now())
+            ) { id, parentInTransaction, batch in
+                // The owner was copied from the parent looked up before staging; make sure
+                // the key still names that parent.
+                guard parentInTransaction?.id == parentRecord?.id else {
+                    throw VeneerError.failedPrecondition(
+                        "parent snapshot of \(quoted(key)) changed while it was being prepared; retry")
+                }
+                try Self.moveIntoPlace(staging: staging, id: id, layout: layout, batch: batch)
+            }
+        } catch {
+            await discardStaging(staging)
+            throw error
+        }
+        await discardStaging(staging)
         logger.info("created snapshot", metadata: ["snapshot.key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
         let mounts = try await mounts(of: record)
         return (record.info, mounts)
     }
 
-    /// Builds the snapshot's directories under a staging name and renames them into
-    /// place. Runs inside the store's transaction: if it throws, no row is written; if
-    /// the transaction does not commit, the directory is removed again. `snapshots/` is
-    /// fsync'd once per transaction, before it commits.
-    private static func materialize(
-        id: Int64, kind: SnapshotKind, parent: SnapshotRecord?, layout: Layout, batch: WriteBatch
-    ) throws {
-        let staging = layout.stagingDirectory(id)
+    /// A staging name no other create uses; registered so cleanup leaves it alone.
+    private func stagingName() -> String {
+        stagingNames.state.withLock { state in
+            state.sequence += 1
+            let name = "pending-\(SystemClock.monotonicNanoseconds())-\(state.sequence)"
+            state.inFlight.insert(name)
+            return name
+        }
+    }
+
+    /// Removes what is left of a staging directory (nothing after a successful rename)
+    /// and forgets its name.
+    private func discardStaging(_ path: String) async {
+        _ = try? await blocking { try FileSystem.removeTree(path) }
+        let name = String(path.split(separator: "/").last ?? "")
+        _ = stagingNames.state.withLock { $0.inFlight.remove(name) }
+    }
+
+    /// Makes `<staging>/fs` (0755, owned like the parent's `fs` root) and, for an active
+    /// snapshot, `<staging>/work`.
+    private static func stage(at staging: String, kind: SnapshotKind, parent: SnapshotRecord?, layout: Layout) throws {
+        try FileSystem.makeDirectory(staging, mode: 0o700)
+        try FileSystem.makeDirectory(staging + "/fs", mode: 0o755)
+        if let parent {
+            let owner = try FileSystem.owner(layout.directories(parent.id).fs)
+            try FileSystem.setOwner(staging + "/fs", owner)
+        }
+        if kind == .active {
+            try FileSystem.makeDirectory(staging + "/work", mode: 0o700)
+        }
+    }
+
+    /// Renames the staged directories to `snapshots/<id>`. Runs inside the store's
+    /// transaction: if it throws, no row is written; if the transaction does not commit,
+    /// the directory is removed again. `snapshots/` is fsync'd once per transaction,
+    /// before it commits.
+    private static func moveIntoPlace(staging: String, id: Int64, layout: Layout, batch: WriteBatch) throws {
         let final = layout.snapshotDirectory(id)
         do {
             // Ids of rolled-back inserts come round again: clear what such an attempt left.
-            try FileSystem.removeTree(staging)
             try FileSystem.removeTree(final)
-            try FileSystem.makeDirectory(staging, mode: 0o700)
-            try FileSystem.makeDirectory(staging + "/fs", mode: 0o755)
-            if let parent {
-                let owner = try FileSystem.owner(layout.directories(parent.id).fs)
-                try FileSystem.setOwner(staging + "/fs", owner)
-            }
-            if kind == .active {
-                try FileSystem.makeDirectory(staging + "/work", mode: 0o700)
-            }
             try FileSystem.rename(staging, to: final)
             batch.onRollback { try? FileSystem.removeTree(final) }
             let snapshots = layout.snapshots
             batch.beforeCommit(once: "sync " + snapshots) { try FileSystem.syncDirectory(snapshots) }
         } catch {
-            try? FileSystem.removeTree(staging)
-            try? FileSystem.removeTree(final)
-            throw mapped(error, doing: "cannot create the directories of snapshot \(id)")
+            throw mapped(error, doing: "cannot move the directories of snapshot \(id) into place")
         }
     }
 
@@ -408,10 +469,13 @@ public final class Snapshotter: Sendable {
         let layout = self.layout
         let moved: [String]
         do {
+            let stagingNames = self.stagingNames
             moved = try await store.withWritesPaused { ids in
+                // Read while writes are paused: a create registers its name before staging.
+                let inFlight = stagingNames.state.withLock { $0.inFlight }
                 var moved: [String] = []
                 var candidates: [(String, String)] = []
-                for name in try FileSystem.listDirectory(layout.staging) {
+                for name in try FileSystem.listDirectory(layout.staging) where !inFlight.contains(name) {
                     candidates.append((layout.staging + "/" + name, "staging-" + name))
                 }
                 for name in try FileSystem.listDirectory(layout.snapshots) {
