@@ -116,11 +116,14 @@ struct RunResult: Sendable {
 
 /// Runs a program to completion and captures its output.
 @discardableResult
-func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> RunResult {
+func run(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, in directory: String? = nil
+) throws -> RunResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     if let environment { process.environment = environment }
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
