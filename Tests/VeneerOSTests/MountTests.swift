@@ -556,15 +556,30 @@ private struct MountTestError: Error, CustomStringConvertible {
 }
 
 private enum MountFixture {
+    // Files are opened with O_CLOEXEC: tests run in parallel and other tests start
+    // processes, which would otherwise inherit a descriptor into a test's mount and keep
+    // it busy (EBUSY on unmount) for as long as they run.
+
     static func write(_ path: String, _ text: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-            throw MountTestError("cannot write \(path): errno \(errno)")
-        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw MountTestError("cannot write \(path): errno \(errno)") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw MountTestError("cannot write \(path): errno \(errno)") }
     }
 
     static func read(_ path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw MountTestError("cannot read \(path)")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MountTestError("cannot read \(path): errno \(errno)") }
+        defer { close(fd) }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { throw MountTestError("cannot read \(path): errno \(errno)") }
+            if n == 0 { break }
+            data.append(contentsOf: chunk[..<n])
         }
         return String(decoding: data, as: UTF8.self)
     }
