@@ -33,10 +33,13 @@ release: deps
 run: release
 	$$($(SWIFT) build -c release --show-bin-path)/veneerd $(VENEERD_ARGS)
 
-# Builds everything (the end-to-end tests start the real veneerd binary) and runs the whole suite.
+# Builds everything (the end-to-end tests start the real veneerd binary) and runs the whole
+# suite. Tests run one at a time: many start processes, and a process started while another
+# test holds a file open inside one of its mounts would inherit that descriptor and keep
+# the mount busy.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --no-parallel
 
 # Throughput and latency figures; see docs/performance.md.
 bench: release
