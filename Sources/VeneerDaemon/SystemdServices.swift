@@ -24,12 +24,6 @@ struct StoppingNotifier: Service {
 struct StatusReporter: Service {
     let snapshotter: Snapshotter
 
-    static func summary(_ status: StatusResponse) -> String {
-        let s = status.snapshots
-        return "\(s.total) snapshots (\(s.active) active, \(s.view) views), \(status.mounts) mounts, "
-            + "deepest chain \(status.deepestChain)/\(status.maxDepth)"
-    }
-
     static func summary(snapshotter: Snapshotter) async throws -> String {
         let counts = try await snapshotter.counts()
         let mounts = try await snapshotter.store.mounts().count

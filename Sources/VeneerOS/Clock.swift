@@ -19,7 +19,3 @@ public enum SystemClock {
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 }
-
-public enum ProcessInfoOS {
-    public static var effectiveUserID: UInt32 { geteuid() }
-}
