@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -33,6 +34,9 @@
 
 #ifndef STATX_ATTR_MOUNT_ROOT
 #define STATX_ATTR_MOUNT_ROOT 0x00002000
+#endif
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
 #endif
 
 int veneer_fsopen(const char *fs_name, unsigned int flags) {
@@ -72,6 +76,23 @@ int veneer_is_mount_root(const char *path) {
         return -2;
     }
     return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) ? 1 : 0;
+}
+
+int veneer_mount_id(const char *path, uint64_t *mount_id) {
+    // stx_mnt_id sits at byte 144 of the kernel's 256-byte struct statx; older C
+    // library headers do not name that field, so it is read by its offset.
+    union {
+        struct statx stx;
+        unsigned char bytes[256];
+    } buffer;
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_MNT_ID, &buffer.stx) != 0) {
+        return -1;
+    }
+    if (!(buffer.stx.stx_mask & STATX_MNT_ID)) {
+        return -2;
+    }
+    memcpy(mount_id, buffer.bytes + 144, sizeof(*mount_id));
+    return 0;
 }
 
 struct veneer_mount_job {

@@ -106,7 +106,7 @@ public enum API {
             let body = try await RequestDecoding.body(MountRequest.self, from: request, what: "the mount request")
             _ = try RequestDecoding.query(request, allowed: [])
             let live = try await snapshotter.mount(key: body.key, target: body.target, readonly: body.readonly ?? false)
-            return try JSON.response(live, status: .created)
+            return JSON.response(bytes: JSONWriter.liveMount(live), status: .created)
         }
 
         router.get("v1/mounts") { request, _ -> Response in
@@ -115,7 +115,7 @@ public enum API {
                 throw VeneerError.invalidArgument("give the key query parameter at most once")
             }
             let mounts = try await snapshotter.liveMounts(key: query.first?.1)
-            return try JSON.response(LiveMountsResponse(mounts: mounts))
+            return JSON.response(bytes: JSONWriter.liveMounts(mounts))
         }
 
         router.delete("v1/mounts") { request, _ -> Response in

@@ -143,6 +143,10 @@ public struct Daemon: Sendable {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let logger = self.logger
         try await withExtendedStartTimeout {
+            let repaired = try await snapshotter.recoverDirectories()
+            if !repaired.isEmpty {
+                logger.notice("startup recovery made again the directories of snapshots", metadata: ["count": "\(repaired.count)"])
+            }
             let report = try await snapshotter.cleanup()
             if report.removed > 0 {
                 logger.notice(

@@ -83,7 +83,10 @@ where Responder.Context: InitializableFromSource<ApplicationRequestContextSource
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
                         connections.add(connection.channel)
-                        group.addTask {
+                        // The connection's task runs on its channel's event loop: reading a
+                        // request, answering it and writing the response stay on one thread.
+                        let executor = EventLoopTaskExecutor(connection.channel.eventLoop)
+                        group.addTask(executorPreference: executor) {
                             await channelSetup.handle(value: connection, logger: logger)
                             connections.remove(connection.channel)
                         }
@@ -168,5 +171,21 @@ final class Connections: Sendable {
 
     private static func quiesce(_ channel: any Channel) {
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+    }
+}
+
+/// Runs a task's jobs on one NIO event loop.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute {
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
     }
 }

@@ -119,6 +119,7 @@ public enum PathSafety {
         // the daemon's own records.)
         var targetStat = stat()
         if stat(path, &targetStat) == 0, targetStat.st_dev == rootStat.st_dev,
+            !sameMount(path, realRoot),
             let entries = try? MountTable.current(), !entries.contains(where: { $0.target == path }),
             let targetInFS = fileSystemPath(path, entries: entries),
             let rootInFS = fileSystemPath(realRoot, entries: entries),
@@ -126,6 +127,16 @@ public enum PathSafety {
         {
             throw .insideRoot(target: path, root: realRoot)
         }
+    }
+
+    /// Whether both paths are in one and the same mount (statx STATX_MNT_ID). Within
+    /// one mount, where a path is in the file system follows from the path itself, so
+    /// the lexical checks are enough and the mount table need not be read. False when
+    /// the kernel does not tell.
+    static func sameMount(_ a: String, _ b: String) -> Bool {
+        var first: UInt64 = 0
+        var second: UInt64 = 0
+        return veneer_mount_id(a, &first) == 0 && veneer_mount_id(b, &second) == 0 && first == second
     }
 
     /// Where `path` is within its file system: the root of the mount that holds it

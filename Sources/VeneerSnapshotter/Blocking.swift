@@ -1,4 +1,5 @@
 import Dispatch
+import VeneerCore
 
 /// Runs blocking file-system work on a dispatch queue, away from the small
 /// cooperative thread pool that serves requests.
@@ -8,6 +9,18 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
             continuation.resume(with: Result { try body() })
         }
     }
+}
+
+/// ``blocking(_:)`` for work that throws only ``VeneerError``.
+func blockingOperation<T: Sendable>(
+    _ body: @escaping @Sendable () throws(VeneerError) -> T
+) async throws(VeneerError) -> T {
+    let result: Result<T, VeneerError> = await withCheckedContinuation { continuation in
+        DispatchQueue.global(qos: .userInitiated).async {
+            continuation.resume(returning: Result { () throws(VeneerError) -> T in try body() })
+        }
+    }
+    return try result.get()
 }
 
 /// A first-come, first-served async mutex for long operations that must not overlap.

@@ -184,8 +184,12 @@ public final class Snapshotter: Sendable {
 
     /// Renames the staged directories to `snapshots/<id>`. Runs inside the store's
     /// transaction: if it throws, no row is written; if the transaction does not commit,
-    /// the directory is removed again. `snapshots/` is fsync'd once per transaction,
-    /// before it commits.
+    /// the directory is removed again.
+    ///
+    /// The rename is not fsync'd: the new directories are empty when the create is
+    /// answered, so if a power loss takes the rename back, ``recoverDirectories()``
+    /// makes them again, empty, at the next start (and cleanup removes the staging
+    /// directory). The row, which is fsync'd, is what makes the snapshot exist.
     private static func moveIntoPlace(staging: String, id: Int64, layout: Layout, batch: WriteBatch) throws {
         let final = layout.snapshotDirectory(id)
         do {
@@ -193,8 +197,6 @@ public final class Snapshotter: Sendable {
             try FileSystem.removeTree(final)
             try FileSystem.rename(staging, to: final)
             batch.onRollback { try? FileSystem.removeTree(final) }
-            let snapshots = layout.snapshots
-            batch.beforeCommit(once: "sync " + snapshots) { try FileSystem.syncDirectory(snapshots) }
         } catch {
             throw mapped(error, doing: "cannot move the directories of snapshot \(id) into place")
         }
@@ -325,46 +327,55 @@ public final class Snapshotter: Sendable {
 
     // MARK: - Mounts made by the daemon
 
-    /// Mounts the snapshot `key` at `target`. The mount is recorded (durably) before it
-    /// is made, so a crash in between leaves a record that start-up reconciliation drops,
-    /// never a mount the daemon does not know about.
+    /// Mounts the snapshot `key` at `target`. The mount is recorded before it is made,
+    /// so a crash in between leaves a record that start-up reconciliation drops, never a
+    /// mount the daemon does not know about. The target checks, the record and the
+    /// mount run in one go on one thread that may block.
     public func mount(key: String, target: String, readonly: Bool) async throws(VeneerError) -> LiveMount {
         try Rules.validateKey(key)
-        do {
-            try PathSafety.validateMountTarget(target, root: layout.root)
-        } catch {
-            throw .invalidArgument("\(error); choose an existing directory outside the state root")
+        let record = try await store.get(key)
+        let plan: Result<[Mount], VeneerError>
+        if let record {
+            do { plan = .success(try await mounts(of: record)) } catch { plan = .failure(error) }
+        } else {
+            plan = .failure(Lifecycle.notFound(key))
         }
-        guard let record = try await store.get(key) else { throw Lifecycle.notFound(key) }
-        let mounts = try await self.mounts(of: record)
-        let readonly = readonly || record.kind == .view
+        let readonly = readonly || record?.kind == .view
         try claim(target)
         defer { release(target) }
-        let recordID = record.id
-        let live = try await store.addMount(
-            key: key, target: target, readonly: readonly, mounts: mounts,
-            at: Self.now()
-        ) { snapshot, siblings in
-            guard snapshot.id == recordID else {
-                throw VeneerError.failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
+        let store = self.store
+        let root = layout.root
+        let recordID = record?.id
+        let live = try await blockingOperation { () throws(VeneerError) -> MountRecord in
+            do {
+                try PathSafety.validateMountTarget(target, root: root)
+            } catch {
+                throw .invalidArgument("\(error); choose an existing directory outside the state root")
             }
-            if snapshot.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
-                let targets = siblings.map(\.target).joined(separator: ", ")
-                throw VeneerError.failedPrecondition(
-                    "active snapshot \(quoted(key)) is already mounted at \(targets); an active snapshot can be mounted at several targets only when every mount is read-only")
+            let mounts = try plan.get()
+            let live = try store.addMount(
+                key: key, target: target, readonly: readonly, mounts: mounts, at: Self.now()
+            ) { snapshot, siblings in
+                guard snapshot.id == recordID else {
+                    throw VeneerError.failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
+                }
+                if snapshot.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
+                    let targets = siblings.map(\.target).joined(separator: ", ")
+                    throw VeneerError.failedPrecondition(
+                        "active snapshot \(quoted(key)) is already mounted at \(targets); an active snapshot can be mounted at several targets only when every mount is read-only")
+                }
             }
-        }
-        do {
-            try await blocking {
+            do {
                 for mount in mounts {
                     try Mounter.mount(
                         MountSpec(type: mount.type, source: mount.source, options: mount.options), at: target,
                         readOnly: readonly)
                 }
+            } catch {
+                _ = try? store.removeMounts([target])
+                throw Self.mountFailure(error, key: key, target: target)
             }
-        } catch {
-            _ = try? await store.removeMounts([target])
-            throw Self.mountFailure(error, key: key, target: target)
+            return live
         }
         logger.info("mounted snapshot", metadata: ["snapshot.key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
         return live.live
@@ -395,17 +406,25 @@ public final class Snapshotter: Sendable {
         guard try await store.mount(target: target) != nil else {
             throw .notFound("\(target) is not a mount target of veneerd; see GET /v1/mounts")
         }
-        do {
-            try await blocking { try Mounter.unmount(target, lazy: lazy) }
-        } catch let error as SystemError where error.isNotMounted || error.isNotFound {
-            // Already unmounted behind our back: forgetting it is all that is left to do.
-            logger.warning("mount target was no longer mounted", metadata: ["target": "\(target)"])
-        } catch let error as SystemError where error.isBusy {
-            throw .failedPrecondition("\(target) is busy: \(error); stop what uses it, or unmount with lazy=true")
-        } catch {
-            throw .internal("cannot unmount \(target): \(error)")
+        let store = self.store
+        let wasMounted = try await blockingOperation { () throws(VeneerError) -> Bool in
+            var wasMounted = true
+            do throws(SystemError) {
+                try Mounter.unmount(target, lazy: lazy)
+            } catch where error.isNotMounted || error.isNotFound {
+                // Already unmounted behind our back: forgetting it is all that is left to do.
+                wasMounted = false
+            } catch where error.isBusy {
+                throw .failedPrecondition("\(target) is busy: \(error); stop what uses it, or unmount with lazy=true")
+            } catch {
+                throw .internal("cannot unmount \(target): \(error)")
+            }
+            try store.removeMounts([target])
+            return wasMounted
         }
-        try await store.removeMounts([target])
+        if !wasMounted {
+            logger.warning("mount target was no longer mounted", metadata: ["target": "\(target)"])
+        }
         logger.info("unmounted", metadata: ["target": "\(target)", "lazy": "\(lazy)"])
     }
 
@@ -428,7 +447,8 @@ public final class Snapshotter: Sendable {
         let targets = Set(table.map(\.target))
         let gone = records.filter { !targets.contains($0.target) }.map(\.target)
         if !gone.isEmpty {
-            try await store.removeMounts(gone)
+            let store = self.store
+            _ = try await blockingOperation { () throws(VeneerError) in try store.removeMounts(gone) }
             for target in gone {
                 logger.warning("dropped the record of a mount that is gone", metadata: ["target": "\(target)"])
             }
@@ -445,6 +465,59 @@ public final class Snapshotter: Sendable {
 
     private func release(_ target: String) {
         _ = busyTargets.withLock { $0.remove(target) }
+    }
+
+    // MARK: - Recovery
+
+    /// Makes again the directories of snapshots whose row survived a power loss but
+    /// whose directories did not (their creation is not fsync'd; see
+    /// ``moveIntoPlace(staging:id:layout:batch:)``): `fs` (0755, owned like the
+    /// parent's `fs`) and, for an active snapshot, `work`. Such directories were empty
+    /// when the snapshot was acknowledged, and anything written into them later that
+    /// reached the disk would have taken the creation with it. Runs once at start-up,
+    /// before the socket opens; returns the keys of the snapshots it repaired.
+    public func recoverDirectories() async throws(VeneerError) -> [String] {
+        let records = try await store.list()
+        let layout = self.layout
+        let logger = self.logger
+        do {
+            return try await blocking { () throws -> [String] in
+                var repaired: [String] = []
+                // Oldest first, so that a parent is repaired before its children copy its owner.
+                for record in records {
+                    let dirs = layout.directories(record.id)
+                    let top = layout.snapshotDirectory(record.id)
+                    let needsWork = record.kind == .active
+                    if FileSystem.entryType(dirs.fs) == .directory
+                        && (!needsWork || FileSystem.entryType(dirs.work) == .directory)
+                    {
+                        continue
+                    }
+                    if FileSystem.entryType(top) == .missing { try FileSystem.makeDirectory(top, mode: 0o700) }
+                    if FileSystem.entryType(dirs.fs) == .missing {
+                        try FileSystem.makeDirectory(dirs.fs, mode: 0o755)
+                        if let parentID = record.parentID {
+                            let owner = try FileSystem.owner(layout.directories(parentID).fs)
+                            try FileSystem.setOwner(dirs.fs, owner)
+                        }
+                    }
+                    if needsWork && FileSystem.entryType(dirs.work) == .missing {
+                        try FileSystem.makeDirectory(dirs.work, mode: 0o700)
+                    }
+                    try FileSystem.syncDirectory(top)
+                    repaired.append(record.key)
+                    logger.warning(
+                        "made again the missing directories of a snapshot (lost in a crash before they reached the disk)",
+                        metadata: ["snapshot.key": "\(record.key)", "id": "\(record.id)", "kind": "\(record.kind.rawValue)"])
+                }
+                if !repaired.isEmpty { try FileSystem.syncDirectory(layout.snapshots) }
+                return repaired
+            }
+        } catch let error as SystemError {
+            throw Self.mapped(error, doing: "cannot make again the directories of a snapshot")
+        } catch {
+            throw .internal("cannot make again the directories of a snapshot: \(error)")
+        }
     }
 
     // MARK: - Cleanup

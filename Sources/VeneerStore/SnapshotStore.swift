@@ -191,7 +191,8 @@ public final class SnapshotStore: Sendable {
             throw VeneerError.internal("database holds unknown snapshot kind \(kindText)")
         }
         let labelsText: String = row[5]
-        let labels = try JSONDecoder().decode([String: String].self, from: Data(labelsText.utf8))
+        let labels = try JSONStringMap.parse(labelsText)
+            ?? JSONDecoder().decode([String: String].self, from: Data(labelsText.utf8))
         let size: Int64? = row[8]
         let inodes: Int64? = row[9]
         return SnapshotRecord(
@@ -201,10 +202,8 @@ public final class SnapshotStore: Sendable {
             usage: size.flatMap { s in inodes.map { Usage(size: s, inodes: $0) } })
     }
 
-    private static func encodeLabels(_ labels: [String: String]) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(labels), as: UTF8.self)
+    private static func encodeLabels(_ labels: [String: String]) -> String {
+        String(decoding: JSONWriter.stringMap(labels), as: UTF8.self)
     }
 
     private static func fetch(_ db: Database, key: String) throws -> SnapshotRecord? {
@@ -323,7 +322,7 @@ public final class SnapshotStore: Sendable {
                     VALUES (?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
-                    new.key, new.kind.rawValue, parent?.id, try Self.encodeLabels(new.labels),
+                    new.key, new.kind.rawValue, parent?.id, Self.encodeLabels(new.labels),
                     new.created.nanosecondsSinceEpoch, new.created.nanosecondsSinceEpoch,
                 ])
             let id = db.lastInsertedRowID
@@ -357,7 +356,7 @@ public final class SnapshotStore: Sendable {
                         size = ?, inodes = ? WHERE id = ?
                     """,
                 arguments: [
-                    name, try Self.encodeLabels(labels), time.nanosecondsSinceEpoch, time.nanosecondsSinceEpoch,
+                    name, Self.encodeLabels(labels), time.nanosecondsSinceEpoch, time.nanosecondsSinceEpoch,
                     usage.size, usage.inodes, record.id,
                 ])
             record.key = name
@@ -408,7 +407,7 @@ public final class SnapshotStore: Sendable {
             let labels = try transform(record.labels)
             try db.execute(
                 sql: "UPDATE snapshots SET labels = ?, updated = ? WHERE id = ?",
-                arguments: [try Self.encodeLabels(labels), time.nanosecondsSinceEpoch, record.id])
+                arguments: [Self.encodeLabels(labels), time.nanosecondsSinceEpoch, record.id])
             record.labels = labels
             record.updated = time
             let updated = record
@@ -419,29 +418,43 @@ public final class SnapshotStore: Sendable {
 
     /// Records a mount of `key` at `target` before it is made. `check` sees the snapshot
     /// and its existing mounts and throws to refuse (for example a second writable mount).
+    ///
+    /// Records of mounts are not fsync'd: they survive the daemon crashing (the write is
+    /// in the operating system's cache), and what they describe does not survive a power
+    /// loss or a kernel crash, after which start-up reconciliation drops any record left.
+    ///
+    /// Blocks: call it from a thread that may wait (not from the cooperative pool), as
+    /// the code that makes the mount right after it does.
     public func addMount(
         key: String, target: String, readonly: Bool, mounts: [Mount], at time: Timestamp,
         check: @escaping @Sendable (SnapshotRecord, [MountRecord]) throws -> Void
-    ) async throws(VeneerError) -> MountRecord {
-        try await write { db, batch in
+    ) throws(VeneerError) -> MountRecord {
+        try writeBlocking(durable: false) { db, batch in
             guard let snapshot = try Self.fetch(db, key: key) else { throw Lifecycle.notFound(key) }
             if let existing = try Row.fetchOne(
-                db.cachedStatement(sql: Self.selectMounts + " WHERE m.target = ?"), arguments: [target])
+                db.cachedStatement(
+                    sql: "SELECT s.key FROM mounts m JOIN snapshots s ON s.id = m.snapshot_id WHERE m.target = ?"),
+                arguments: [target])
             {
-                let other = try Self.mountRecord(existing)
+                let otherKey: String = existing[0]
                 throw VeneerError.alreadyExists(
-                    "\(target) is already a mount target of snapshot \(quoted(other.key)); unmount it first or choose another target")
+                    "\(target) is already a mount target of snapshot \(quoted(otherKey)); unmount it first or choose another target")
             }
+            // Only what the check looks at: where the snapshot is mounted and how.
             let siblings = try Row.fetchAll(
-                db.cachedStatement(sql: Self.selectMounts + " WHERE m.snapshot_id = ?"), arguments: [snapshot.id]
-            ).map(Self.mountRecord)
+                db.cachedStatement(sql: "SELECT target, readonly, mounted_at FROM mounts WHERE snapshot_id = ?"),
+                arguments: [snapshot.id]
+            ).map { row in
+                MountRecord(
+                    target: row[0], snapshotID: snapshot.id, key: snapshot.key, readonly: row[1], mounts: [],
+                    mountedAt: Timestamp(nanosecondsSinceEpoch: row[2]))
+            }
             try check(snapshot, siblings)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            try db.execute(
-                sql: "INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at) VALUES (?, ?, ?, ?, ?)",
+            try db.cachedStatement(
+                sql: "INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at) VALUES (?, ?, ?, ?, ?)"
+            ).execute(
                 arguments: [
-                    target, snapshot.id, readonly, String(decoding: try encoder.encode(mounts), as: UTF8.self),
+                    target, snapshot.id, readonly, String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self),
                     time.nanosecondsSinceEpoch,
                 ])
             let record = MountRecord(
@@ -452,18 +465,16 @@ public final class SnapshotStore: Sendable {
         }
     }
 
-    /// Forgets the mounts at `targets`; returns those that were recorded.
+    /// Forgets the mounts at `targets`; returns how many were recorded. Not fsync'd and
+    /// blocking, like ``addMount(key:target:readonly:mounts:at:check:)``.
     @discardableResult
-    public func removeMounts(_ targets: [String]) async throws(VeneerError) -> [MountRecord] {
-        try await write { db, batch in
-            var removed: [MountRecord] = []
+    public func removeMounts(_ targets: [String]) throws(VeneerError) -> Int {
+        try writeBlocking(durable: false) { db, batch in
+            var removed = 0
+            let statement = try db.cachedStatement(sql: "DELETE FROM mounts WHERE target = ?")
             for target in targets {
-                if let row = try Row.fetchOne(
-                    db.cachedStatement(sql: Self.selectMounts + " WHERE m.target = ?"), arguments: [target])
-                {
-                    removed.append(try Self.mountRecord(row))
-                    try db.execute(sql: "DELETE FROM mounts WHERE target = ?", arguments: [target])
-                }
+                try statement.execute(arguments: [target])
+                removed += db.changesCount
             }
             batch.afterCommit {
                 self.index.withLock { index in
@@ -494,11 +505,24 @@ public final class SnapshotStore: Sendable {
         }
     }
 
+    /// Runs `body` in the next group-committed transaction. `durable` writes are on
+    /// disk when this returns; the others only need to survive the daemon crashing.
     private func write<T: Sendable>(
-        _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
+        durable: Bool = true, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
     ) async throws(VeneerError) -> T {
         do {
-            return try await batcher.submit(body)
+            return try await batcher.submit(durable: durable, body)
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// ``write(durable:_:)`` for a thread that may block.
+    private func writeBlocking<T: Sendable>(
+        durable: Bool, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
+    ) throws(VeneerError) -> T {
+        do {
+            return try batcher.submitBlocking(durable: durable, body)
         } catch {
             throw Self.mapped(error)
         }

@@ -8,6 +8,8 @@ public final class WriteBatch {
     private var preCommitOrder: [String] = []
     private var rollbackActions: [() -> Void] = []
     private var postCommitActions: [() -> Void] = []
+    /// Set when a job failed; a job alone in its transaction then rolls it back.
+    var failed = false
 
     init() {}
 
@@ -68,11 +70,19 @@ public final class WriteBatch {
 /// then run together in the next transaction, each in its own savepoint, so that many
 /// concurrent clients share one WAL fsync (and one fsync of each directory they touched).
 /// A job that fails rolls back its savepoint only; the others still commit.
+///
+/// A batch made only of jobs that do not need to survive a power loss (records of
+/// mounts, which a power loss removes anyway) commits without waiting for the disk:
+/// the change is in the operating system's cache, so it survives the daemon crashing,
+/// and the next durable commit flushes it with its own.
 final class WriteBatcher: Sendable {
     struct Job: Sendable {
-        /// Runs the job's body in a savepoint and returns the completion to call once
-        /// the batch's fate is known (nil when committed, else the commit error).
-        let run: @Sendable (Database, WriteBatch) -> @Sendable ((any Error)?) -> Void
+        /// Whether the commit must be on disk before the job is answered.
+        let durable: Bool
+        /// Runs the job's body (in a savepoint when `shared` says other jobs share the
+        /// transaction) and returns the completion to call once the batch's fate is
+        /// known (nil when committed, else the commit error).
+        let run: @Sendable (_ db: Database, _ batch: WriteBatch, _ shared: Bool) -> @Sendable ((any Error)?) -> Void
     }
 
     private struct State {
@@ -83,6 +93,8 @@ final class WriteBatcher: Sendable {
     private let pool: DatabasePool
     private let queue = DispatchQueue(label: "veneer.store.writer", qos: .userInitiated)
     private let state = Mutex(State())
+    /// The writer connection's synchronous mode (FULL when true, else NORMAL).
+    private let synchronousFull = Mutex(true)
     /// Largest number of jobs in one transaction.
     private let maxBatch = 64
 
@@ -90,42 +102,78 @@ final class WriteBatcher: Sendable {
         self.pool = pool
     }
 
-    func submit<T: Sendable>(_ body: @escaping @Sendable (Database, WriteBatch) throws -> T) async throws -> T {
+    /// Runs `body` in the next batch and returns its value once the batch committed.
+    func submit<T: Sendable>(
+        durable: Bool = true, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
+    ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = Job { db, batch in
-                let mark = batch.mark()
-                let result: Result<T, any Error>
-                do {
-                    var value: T?
+            let job = Self.job(durable: durable, body) { continuation.resume(with: $0) }
+            if enqueue(job) {
+                queue.async { self.drain() }
+            }
+        }
+    }
+
+    /// Like ``submit(durable:_:)``, for a thread that may block (never one of the
+    /// cooperative pool): when no batch is running, this thread runs the batch itself,
+    /// which spares two thread switches.
+    func submitBlocking<T: Sendable>(
+        durable: Bool = true, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
+    ) throws -> T {
+        let outcome = Outcome<T>()
+        let job = Self.job(durable: durable, body) { outcome.set($0) }
+        if enqueue(job) {
+            drain()
+        }
+        return try outcome.wait()
+    }
+
+    /// Queues `job`; true when the caller must start draining.
+    private func enqueue(_ job: Job) -> Bool {
+        state.withLock { state -> Bool in
+            state.jobs.append(job)
+            if state.draining { return false }
+            state.draining = true
+            return true
+        }
+    }
+
+    /// Wraps `body` in a savepoint; `complete` receives its value, or its error, or the
+    /// error of the batch's commit.
+    private static func job<T: Sendable>(
+        durable: Bool, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T,
+        complete: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) -> Job {
+        Job(durable: durable) { db, batch, shared in
+            let mark = batch.mark()
+            let result: Result<T, any Error>
+            do {
+                var value: T?
+                if shared {
                     try db.inSavepoint {
                         value = try body(db, batch)
                         return .commit
                     }
-                    if let value {
-                        result = .success(value)
-                    } else {
-                        result = .failure(DatabaseError(message: "write job produced no value"))
-                    }
-                } catch {
-                    batch.rollBack(to: mark)
-                    result = .failure(error)
+                } else {
+                    // Alone in its transaction: a failure rolls the whole transaction back.
+                    value = try body(db, batch)
                 }
-                return { commitError in
-                    if let commitError, case .success = result {
-                        continuation.resume(throwing: commitError)
-                    } else {
-                        continuation.resume(with: result)
-                    }
+                if let value {
+                    result = .success(value)
+                } else {
+                    result = .failure(DatabaseError(message: "write job produced no value"))
                 }
+            } catch {
+                batch.rollBack(to: mark)
+                batch.failed = true
+                result = .failure(error)
             }
-            let start = state.withLock { state -> Bool in
-                state.jobs.append(job)
-                if state.draining { return false }
-                state.draining = true
-                return true
-            }
-            if start {
-                queue.async { self.drain() }
+            return { commitError in
+                if let commitError, case .success = result {
+                    complete(.failure(commitError))
+                } else {
+                    complete(result)
+                }
             }
         }
     }
@@ -145,11 +193,23 @@ final class WriteBatcher: Sendable {
             let batch = WriteBatch()
             var completions: [@Sendable ((any Error)?) -> Void] = []
             var failure: (any Error)?
+            let durable = jobs.contains { $0.durable }
             do {
                 try pool.writeWithoutTransaction { db in
+                    // WAL with synchronous=NORMAL: the commit is written to the WAL
+                    // but not fsync'd. The mode is switched before the batch that needs
+                    // the other one; if switching fails, the batch fails.
+                    if durable != synchronousFull.withLock({ $0 }) {
+                        try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+                        synchronousFull.withLock { $0 = durable }
+                    }
                     try db.inTransaction(.immediate) {
+                        let shared = jobs.count > 1
                         for job in jobs {
-                            completions.append(job.run(db, batch))
+                            completions.append(job.run(db, batch, shared))
+                        }
+                        if !shared, batch.failed {
+                            return .rollback
                         }
                         try batch.runPreCommit()
                         return .commit
@@ -166,5 +226,24 @@ final class WriteBatcher: Sendable {
                 completion(failure)
             }
         }
+    }
+}
+
+/// The result of a job submitted from a blocking thread, and the wait for it.
+private final class Outcome<T: Sendable>: Sendable {
+    private let result = Mutex<Result<T, any Error>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    func set(_ value: Result<T, any Error>) {
+        result.withLock { $0 = value }
+        done.signal()
+    }
+
+    func wait() throws -> T {
+        done.wait()
+        guard let value = result.withLock({ $0 }) else {
+            throw DatabaseError(message: "write job finished without a result")
+        }
+        return try value.get()
     }
 }

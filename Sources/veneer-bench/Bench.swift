@@ -96,6 +96,15 @@ struct VeneerBench: ParsableCommand {
             try expect(c.request("POST", "/v1/snapshots/\(key)/commit", json: #"{"name":"mnt-\#(runTag)-\#(layer)"}"#), 201, "commit layer")
             parent = "mnt-\(runTag)-\(layer)"
         }
+        // The floor any API call pays: one round trip of a request the daemon answers
+        // from memory.
+        var floor: [Double] = []
+        for _ in 0..<200 {
+            let t0 = SystemClock.monotonicNanoseconds()
+            try expect(c.request("GET", "/v1/snapshots/mnt-\(runTag)-1"), 200, "stat")
+            floor.append(Double(SystemClock.monotonicNanoseconds() - t0) / 1e9)
+        }
+        print(String(format: "one client, round trip of a stat: p50 %.3f ms", percentile(floor, 0.5) * 1000))
         print("mount latency (\(mountRuns) mounts per depth, API vs bare system calls):")
         for depth in depths {
             let key = "mnt-\(runTag)-top-\(depth)"

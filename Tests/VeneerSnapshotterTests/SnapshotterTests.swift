@@ -318,4 +318,44 @@ struct SnapshotterTests {
         let report = try await reopened.cleanup()
         #expect(report.removed == 0 && report.reclaimedBytes == 0)
     }
+
+    // MARK: - Recovery of directories lost in a power loss
+
+    @Test func recoverDirectoriesMakesAgainWhatAPowerLossTookBack() async throws {
+        let tmp = try TemporaryRoot()
+        let snapshotter = try tmp.snapshotter()
+        _ = try await snapshotter.create(key: "base", parent: nil, kind: .active, labels: [:])
+        _ = try await snapshotter.commit(key: "base", name: "layer", labels: [:])
+        let layerID = try await snapshotter.id("layer")
+        let owner = FileSystem.Owner(uid: 4321, gid: 8765)
+        try FileSystem.setOwner(snapshotter.layout.directories(layerID).fs, owner)
+        _ = try await snapshotter.create(key: "active", parent: "layer", kind: .active, labels: [:])
+        _ = try await snapshotter.create(key: "view", parent: "layer", kind: .view, labels: [:])
+        _ = try await snapshotter.create(key: "kept", parent: "layer", kind: .active, labels: [:])
+        let activeID = try await snapshotter.id("active")
+        let viewID = try await snapshotter.id("view")
+        let keptID = try await snapshotter.id("kept")
+        try Disk.write(snapshotter.layout.directories(keptID).fs + "/file", bytes: 10)
+        // As if the renames of these two creates had not reached the disk.
+        try FileSystem.removeTree(snapshotter.layout.snapshotDirectory(activeID))
+        try FileSystem.removeTree(snapshotter.layout.snapshotDirectory(viewID))
+
+        let repaired = try await snapshotter.recoverDirectories()
+        #expect(Set(repaired) == ["active", "view"])
+        let active = snapshotter.layout.directories(activeID)
+        #expect(FileSystem.entryType(active.fs) == .directory && FileSystem.entryType(active.work) == .directory)
+        #expect(try FileSystem.mode(snapshotter.layout.snapshotDirectory(activeID)) == 0o700)
+        #expect(try FileSystem.mode(active.fs) == 0o755)
+        #expect(try FileSystem.mode(active.work) == 0o700)
+        #expect(try FileSystem.owner(active.fs) == owner)
+        let view = snapshotter.layout.directories(viewID)
+        #expect(try Disk.names(snapshotter.layout.snapshotDirectory(viewID)) == ["fs"])
+        #expect(try FileSystem.owner(view.fs) == owner)
+        // What was there is left alone, and a second pass finds nothing to do.
+        #expect(try Disk.names(snapshotter.layout.directories(keptID).fs) == ["file"])
+        #expect(try await snapshotter.recoverDirectories() == [])
+        // The repaired snapshot is usable again: it commits, and cleanup has nothing to take.
+        _ = try await snapshotter.commit(key: "active", name: "active-done", labels: [:])
+        #expect(try await snapshotter.cleanup().removed == 0)
+    }
 }

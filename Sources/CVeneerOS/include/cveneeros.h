@@ -42,6 +42,11 @@ int veneer_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, u
 /// failure, and -2 when the kernel does not report the attribute.
 int veneer_is_mount_root(const char *path);
 
+/// The id of the mount that holds `path` (not following a final symbolic link), as
+/// /proc/self/mountinfo numbers mounts, from statx(2)'s STATX_MNT_ID (Linux 5.8).
+/// Returns 0, -1 with errno set on failure, and -2 when the kernel does not report it.
+int veneer_mount_id(const char *path, uint64_t *mount_id);
+
 /// mount(2) performed on a new thread whose working directory (unshared from the
 /// rest of the process with CLONE_FS) is `directory`, so that relative paths in
 /// `source`, `target` and `data` resolve against it without touching the working
