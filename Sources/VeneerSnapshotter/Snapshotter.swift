@@ -144,7 +144,8 @@ public final class Snapshotter: Sendable {
             await discardStaging(staging)
             throw error
         }
-        await discardStaging(staging)
+        // Renamed into place: nothing is left under the staging name.
+        forgetStaging(staging)
         logger.info("created snapshot", metadata: ["snapshot.key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
         let mounts = try await mounts(of: record)
         return (record.info, mounts)
@@ -164,6 +165,10 @@ public final class Snapshotter: Sendable {
     /// and forgets its name.
     private func discardStaging(_ path: String) async {
         _ = try? await blocking { try FileSystem.removeTree(path) }
+        forgetStaging(path)
+    }
+
+    private func forgetStaging(_ path: String) {
         let name = String(path.split(separator: "/").last ?? "")
         _ = stagingNames.state.withLock { $0.inFlight.remove(name) }
     }

@@ -316,11 +316,12 @@ public final class SnapshotStore: Sendable {
             try Lifecycle.checkCreate(
                 key: new.key, kind: new.kind, existing: existing?.kind,
                 parent: new.parent.map { ($0, parent?.kind) })
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO snapshots (key, kind, parent_id, labels, created, updated)
                     VALUES (?, ?, ?, ?, ?, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     new.key, new.kind.rawValue, parent?.id, Self.encodeLabels(new.labels),
                     new.created.nanosecondsSinceEpoch, new.created.nanosecondsSinceEpoch,
@@ -350,11 +351,12 @@ public final class SnapshotStore: Sendable {
                     "snapshot \(quoted(key)) changed while it was being committed; retry the commit")
             }
             try Self.refuseIfMounted(db, record, doing: "committing it")
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, created = ?, updated = ?,
                         size = ?, inodes = ? WHERE id = ?
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     name, Self.encodeLabels(labels), time.nanosecondsSinceEpoch, time.nanosecondsSinceEpoch,
                     usage.size, usage.inodes, record.id,
@@ -391,7 +393,7 @@ public final class SnapshotStore: Sendable {
             guard let record else { throw Lifecycle.notFound(key) }
             try Self.refuseIfMounted(db, record, doing: "removing it")
             try check(record)
-            try db.execute(sql: "DELETE FROM snapshots WHERE id = ?", arguments: [record.id])
+            try db.cachedStatement(sql: "DELETE FROM snapshots WHERE id = ?").execute(arguments: [record.id])
             batch.afterCommit { self.index.withLock { $0.remove(id: record.id) } }
             return record
         }
@@ -405,8 +407,9 @@ public final class SnapshotStore: Sendable {
         try await write { db, batch in
             guard var record = try Self.fetch(db, key: key) else { throw Lifecycle.notFound(key) }
             let labels = try transform(record.labels)
-            try db.execute(
-                sql: "UPDATE snapshots SET labels = ?, updated = ? WHERE id = ?",
+            try db.cachedStatement(
+                sql: "UPDATE snapshots SET labels = ?, updated = ? WHERE id = ?"
+            ).execute(
                 arguments: [Self.encodeLabels(labels), time.nanosecondsSinceEpoch, record.id])
             record.labels = labels
             record.updated = time
