@@ -79,13 +79,20 @@ public struct JSONWriter: Sendable {
         return writer.bytes
     }
 
-    public mutating func mount(_ mount: Mount) {
-        raw("{\"options\":[")
-        for (i, option) in mount.options.enumerated() {
+    /// `[a,b,…]`, each element written by `element`.
+    public mutating func array<Element>(_ elements: [Element], _ element: (inout JSONWriter, Element) -> Void) {
+        bytes.append(UInt8(ascii: "["))
+        for (i, value) in elements.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            string(option)
+            element(&self, value)
         }
-        raw("],\"source\":")
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    public mutating func mount(_ mount: Mount) {
+        raw("{\"options\":")
+        array(mount.options) { $0.string($1) }
+        raw(",\"source\":")
         string(mount.source)
         raw(",\"type\":")
         string(mount.type)
@@ -93,12 +100,7 @@ public struct JSONWriter: Sendable {
     }
 
     public mutating func mounts(_ mounts: [Mount]) {
-        raw("[")
-        for (i, m) in mounts.enumerated() {
-            if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            mount(m)
-        }
-        raw("]")
+        array(mounts) { $0.mount($1) }
     }
 
     public static func info(_ value: SnapshotInfo) -> [UInt8] {
@@ -110,12 +112,9 @@ public struct JSONWriter: Sendable {
 
     public static func list(_ infos: [SnapshotInfo]) -> [UInt8] {
         var writer = JSONWriter(capacity: 64 + infos.count * 200)
-        writer.raw("{\"snapshots\":[")
-        for (i, info) in infos.enumerated() {
-            if i > 0 { writer.bytes.append(UInt8(ascii: ",")) }
-            writer.info(info)
-        }
-        writer.raw("]}\n")
+        writer.raw("{\"snapshots\":")
+        writer.array(infos) { $0.info($1) }
+        writer.raw("}\n")
         return writer.bytes
     }
 
@@ -151,12 +150,9 @@ public struct JSONWriter: Sendable {
 
     public static func liveMounts(_ mounts: [LiveMount]) -> [UInt8] {
         var writer = JSONWriter(capacity: 64 + mounts.count * 512)
-        writer.raw("{\"mounts\":[")
-        for (i, live) in mounts.enumerated() {
-            if i > 0 { writer.bytes.append(UInt8(ascii: ",")) }
-            writer.liveMount(live)
-        }
-        writer.raw("]}\n")
+        writer.raw("{\"mounts\":")
+        writer.array(mounts) { $0.liveMount($1) }
+        writer.raw("}\n")
         return writer.bytes
     }
 

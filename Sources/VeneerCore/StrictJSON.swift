@@ -17,6 +17,44 @@ public enum StrictJSON {
         }
     }
 
+    /// Reads a JSON object whose values are all strings (`{"k":"v",…}`, the form in
+    /// which the store keeps labels), with the same strictness as ``validate(_:)``.
+    public static func stringMap(_ bytes: [UInt8]) throws(VeneerError) -> [String: String] {
+        var parser = Parser(bytes: bytes)
+        parser.skipSpace()
+        guard parser.current == UInt8(ascii: "{") else { throw parser.error("expected an object") }
+        parser.index += 1
+        parser.skipSpace()
+        var map: [String: String] = [:]
+        if parser.current == UInt8(ascii: "}") {
+            parser.index += 1
+        } else {
+            while true {
+                parser.skipSpace()
+                let name = try parser.text(what: "a quoted field name")
+                parser.skipSpace()
+                guard parser.current == UInt8(ascii: ":") else { throw parser.error("expected ':' after a field name") }
+                parser.index += 1
+                parser.skipSpace()
+                let value = try parser.text(what: "a string value")
+                guard map.updateValue(value, forKey: name) == nil else {
+                    throw parser.error("field \(quoted(name)) appears twice")
+                }
+                parser.skipSpace()
+                if parser.current == UInt8(ascii: ",") {
+                    parser.index += 1
+                    continue
+                }
+                guard parser.current == UInt8(ascii: "}") else { throw parser.error("expected ',' or '}'") }
+                parser.index += 1
+                break
+            }
+        }
+        parser.skipSpace()
+        if parser.index != bytes.count { throw parser.error("unexpected text after the JSON value") }
+        return map
+    }
+
     private struct Parser {
         let bytes: [UInt8]
         var index = 0
@@ -106,6 +144,15 @@ public enum StrictJSON {
                 index += 1
                 return
             }
+        }
+
+        /// A JSON string at the current position as a Swift string (escapes resolved).
+        mutating func text(what: String) throws(VeneerError) -> String {
+            guard current == UInt8(ascii: "\"") else { throw error("expected \(what)") }
+            guard let text = String(validating: try string(), as: UTF8.self) else {
+                throw error("invalid UTF-8 in a string")
+            }
+            return text
         }
 
         /// Returns the string's decoded bytes (escapes resolved), for duplicate detection.

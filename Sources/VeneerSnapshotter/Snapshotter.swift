@@ -479,34 +479,28 @@ public final class Snapshotter: Sendable {
     /// ``moveIntoPlace(staging:id:layout:batch:)``): `fs` (0755, owned like the
     /// parent's `fs`) and, for an active snapshot, `work`. Such directories were empty
     /// when the snapshot was acknowledged, and anything written into them later that
-    /// reached the disk would have taken the creation with it. Runs once at start-up,
-    /// before the socket opens; returns the keys of the snapshots it repaired.
+    /// reached the disk would have taken the creation with it. A create renames
+    /// `fs` and `work` into place together, so one listing of `snapshots/` tells which
+    /// snapshots lost theirs. Runs once at start-up, before the socket opens; returns
+    /// the keys of the snapshots it repaired.
     public func recoverDirectories() async throws(VeneerError) -> [String] {
         let records = try await store.list()
         let layout = self.layout
         let logger = self.logger
         do {
             return try await blocking { () throws -> [String] in
+                let present = Set(try FileSystem.listDirectory(layout.snapshots))
                 var repaired: [String] = []
                 // Oldest first, so that a parent is repaired before its children copy its owner.
-                for record in records {
+                for record in records where !present.contains(String(record.id)) {
                     let dirs = layout.directories(record.id)
                     let top = layout.snapshotDirectory(record.id)
-                    let needsWork = record.kind == .active
-                    if FileSystem.entryType(dirs.fs) == .directory
-                        && (!needsWork || FileSystem.entryType(dirs.work) == .directory)
-                    {
-                        continue
+                    try FileSystem.makeDirectory(top, mode: 0o700)
+                    try FileSystem.makeDirectory(dirs.fs, mode: 0o755)
+                    if let parentID = record.parentID {
+                        try FileSystem.setOwner(dirs.fs, try FileSystem.owner(layout.directories(parentID).fs))
                     }
-                    if FileSystem.entryType(top) == .missing { try FileSystem.makeDirectory(top, mode: 0o700) }
-                    if FileSystem.entryType(dirs.fs) == .missing {
-                        try FileSystem.makeDirectory(dirs.fs, mode: 0o755)
-                        if let parentID = record.parentID {
-                            let owner = try FileSystem.owner(layout.directories(parentID).fs)
-                            try FileSystem.setOwner(dirs.fs, owner)
-                        }
-                    }
-                    if needsWork && FileSystem.entryType(dirs.work) == .missing {
+                    if record.kind == .active {
                         try FileSystem.makeDirectory(dirs.work, mode: 0o700)
                     }
                     try FileSystem.syncDirectory(top)

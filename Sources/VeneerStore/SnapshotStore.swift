@@ -191,8 +191,12 @@ public final class SnapshotStore: Sendable {
             throw VeneerError.internal("database holds unknown snapshot kind \(kindText)")
         }
         let labelsText: String = row[5]
-        let labels = try JSONStringMap.parse(labelsText)
-            ?? JSONDecoder().decode([String: String].self, from: Data(labelsText.utf8))
+        let labels: [String: String]
+        do {
+            labels = try StrictJSON.stringMap(Array(labelsText.utf8))
+        } catch {
+            throw VeneerError.internal("database holds labels that are not a JSON object of strings: \(error)")
+        }
         let size: Int64? = row[8]
         let inodes: Int64? = row[9]
         return SnapshotRecord(

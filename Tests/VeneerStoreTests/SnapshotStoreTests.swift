@@ -461,6 +461,29 @@ struct WriteBatchTests {
         #expect(try await store.get("k") == nil)
     }
 
+    /// A job alone in its transaction runs without a savepoint: its failure after its
+    /// INSERT must roll the whole transaction back, in the database and not only in the
+    /// index.
+    @Test func aLoneJobThatFailsAfterWritingLeavesNoRow() async throws {
+        let tmp = try TemporaryDirectory()
+        do {
+            let store = try SnapshotStore(path: tmp.database)
+            await #expect(throws: VeneerError.internal("after the insert")) {
+                try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, _ in
+                    throw VeneerError.internal("after the insert")
+                }
+            }
+            // The database itself has no row "k": a create of the key succeeds.
+            let created = try await store.create(
+                NewSnapshot(key: "k", kind: .view, parent: nil, labels: ["n": "2"], created: t0)) { _, _, _ in }
+            #expect(created.kind == .view)
+        }
+        let reopened = try SnapshotStore(path: tmp.database)
+        let all = try await reopened.list()
+        #expect(all.map(\.key) == ["k"])
+        #expect(all.first?.labels == ["n": "2"])
+    }
+
     @Test func aFailingPreCommitActionFailsTheWrite() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)

@@ -2,7 +2,13 @@ import Foundation
 import Testing
 import VeneerCore
 
-@Suite struct JSONStringMapTests {
+/// Labels as the store keeps them: written by `JSONWriter.stringMap`, read by
+/// `StrictJSON.stringMap`.
+@Suite struct StringMapTests {
+    private func parse(_ text: String) -> [String: String]? {
+        try? StrictJSON.stringMap(Array(text.utf8))
+    }
+
     @Test(arguments: [
         [:],
         ["a": "b"],
@@ -12,7 +18,7 @@ import VeneerCore
     ])
     func roundTripsWhatTheWriterWrites(_ labels: [String: String]) throws {
         let text = String(decoding: JSONWriter.stringMap(labels), as: UTF8.self)
-        #expect(JSONStringMap.parse(text) == labels)
+        #expect(parse(text) == labels)
         // The writer's output is standard JSON that Foundation reads the same way.
         let foundation = try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
         #expect(foundation == labels)
@@ -23,12 +29,12 @@ import VeneerCore
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let text = String(decoding: try encoder.encode(labels), as: UTF8.self)
-        #expect(JSONStringMap.parse(text) == labels)
+        #expect(parse(text) == labels)
     }
 
     @Test func resolvesEscapesAndSurrogatePairs() {
-        #expect(JSONStringMap.parse(#"{"k":"\u00e9\ud83d\ude00\/\b\f\n\r\t\"\\"}"#) == ["k": "é😀/\u{8}\u{C}\n\r\t\"\\"])
-        #expect(JSONStringMap.parse(" { \"a\" : \"1\" ,\n\"b\":\"2\" } ") == ["a": "1", "b": "2"])
+        #expect(parse(#"{"k":"\u00e9\ud83d\ude00\/\b\f\n\r\t\"\\"}"#) == ["k": "é😀/\u{8}\u{C}\n\r\t\"\\"])
+        #expect(parse(" { \"a\" : \"1\" ,\n\"b\":\"2\" } ") == ["a": "1", "b": "2"])
     }
 
     @Test(arguments: [
@@ -37,12 +43,11 @@ import VeneerCore
         "{\"a\":\"b\"", "{'a':'b'}",
     ])
     func refusesAnythingElse(_ text: String) {
-        #expect(JSONStringMap.parse(text) == nil)
+        #expect(parse(text) == nil)
     }
 
     @Test func refusesInvalidUTF8() {
         let bytes: [UInt8] = Array("{\"a\":\"".utf8) + [0xC3, 0x28] + Array("\"}".utf8)
-        let parsed = bytes.withUnsafeBufferPointer { JSONStringMap.parse(bytes: $0) }
-        #expect(parsed == nil)
+        #expect((try? StrictJSON.stringMap(bytes)) == nil)
     }
 }
