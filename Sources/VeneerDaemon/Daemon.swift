@@ -177,7 +177,11 @@ public struct Daemon: Sendable {
         let activated = prepared.activatedSocket != nil
         let server = ListeningSocketServer(
             descriptor: descriptor, router: API.router(snapshotter: snapshotter, facts: facts),
-            serverName: "veneerd", logger: logger,
+            serverName: "veneerd",
+            http: .init(additionalChannelHandlers: [
+                DirectResponseHandler(routes: DirectRoutes(snapshotter: snapshotter), serverName: "veneerd", logger: logger)
+            ]),
+            logger: logger,
             onServerRunning: {
                 if let line = try? await StatusReporter.summary(snapshotter: snapshotter) {
                     Systemd.status(line)

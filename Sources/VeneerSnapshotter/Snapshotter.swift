@@ -266,6 +266,13 @@ public final class Snapshotter: Sendable {
         return record.info
     }
 
+    /// ``stat(key:)`` without suspending, for callers on an event loop: the snapshot
+    /// `key`, or nil when the key is invalid or names no snapshot.
+    public func lookup(key: String) -> SnapshotInfo? {
+        guard (try? Rules.validateKey(key)) != nil else { return nil }
+        return store.record(key)?.info
+    }
+
     public func list(filters: [String]) async throws(VeneerError) -> [SnapshotInfo] {
         let filter = try SnapshotFilterSet(parsing: filters)
         let all = try await store.list()

@@ -228,6 +228,11 @@ public final class SnapshotStore: Sendable {
     // MARK: - Reads
 
     public func get(_ key: String) async throws(VeneerError) -> SnapshotRecord? {
+        record(key)
+    }
+
+    /// ``get(_:)`` without suspending: the in-memory index only.
+    public func record(_ key: String) -> SnapshotRecord? {
         index.withLock { $0.byKey[key] }
     }
 

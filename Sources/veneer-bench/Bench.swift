@@ -29,7 +29,7 @@ struct VeneerBench: ParsableCommand {
     @Option(help: "Snapshots present for the list phase.")
     var listSize: Int = 10_000
 
-    @Option(help: "Phases to run: api (cycles, stat, list), mounts (mount latency by depth), or all.")
+    @Option(help: "Phases to run: cycles, stat, list, api (those three), mounts (mount latency by depth), or all.")
     var phase: String = "all"
 
     /// Makes this run's keys unique, so runs can share one daemon.
@@ -65,16 +65,22 @@ struct VeneerBench: ParsableCommand {
             if let root { try? FileManager.default.removeItem(atPath: root) }
         }
         print("veneer-bench: \(clients) clients, \(seconds) s per phase, socket \(socketPath)")
-        guard ["all", "api", "mounts"].contains(phase) else {
-            throw ValidationError("--phase must be api, mounts or all")
+        guard ["all", "api", "cycles", "stat", "list", "mounts"].contains(phase) else {
+            throw ValidationError("--phase must be api, cycles, stat, list, mounts or all")
         }
+        let api = ["all", "api"].contains(phase)
         if phase != "mounts" {
-            try cycles(socketPath)
-            try populate(socketPath)
-            try stats(socketPath)
-            try lists(socketPath)
+            try makeBaseLayer(socketPath)
         }
-        if phase != "api" {
+        if api || phase == "cycles" {
+            try cycles(socketPath)
+        }
+        if api || phase == "stat" || phase == "list" {
+            try populate(socketPath)
+            if phase != "list" { try stats(socketPath) }
+            if phase != "stat" { try lists(socketPath) }
+        }
+        if phase == "all" || phase == "mounts" {
             let scratch = root ?? (tmp + "/veneer-bench-mnt.\(getpid())")
             try mountLatency(socketPath, scratch: scratch)
         }
@@ -207,11 +213,15 @@ struct VeneerBench: ParsableCommand {
         }
     }
 
-    private func cycles(_ socket: String) throws {
-        // A committed base layer, so that each cycle prepares an overlay snapshot.
+    /// A committed base layer, so that each cycle and each populated snapshot is an
+    /// overlay snapshot.
+    private func makeBaseLayer(_ socket: String) throws {
         let setup = try HTTPConnection(socket: socket)
         try expect(setup.request("POST", "/v1/snapshots", json: #"{"key":"bench-base-\#(runTag)"}"#), 201, "prepare base")
         try expect(setup.request("POST", "/v1/snapshots/bench-base-\(runTag)/commit", json: #"{"name":"bench-layer-\#(runTag)"}"#), 201, "commit base")
+    }
+
+    private func cycles(_ socket: String) throws {
         let (latencies, elapsed) = try timed(socket, threads: clients, duration: seconds) { c, t, i in
             let key = "cycle-\(runTag)-\(t)-\(i)"
             try expect(c.request("POST", "/v1/snapshots", json: #"{"key":"\#(key)","parent":"bench-layer-\#(runTag)","labels":{"bench":"1"}}"#), 201, "prepare")

@@ -162,7 +162,7 @@ final class Daemon: @unchecked Sendable {
     }
 
     var arguments: [String] {
-        ["--root", root, "--socket", socket, "--log-level", "debug"] + extraArguments
+        ["--root", root, "--socket", socket, "--log-level", "info"] + extraArguments
     }
 
     /// Starts veneerd and waits until the API answers.

@@ -1,0 +1,195 @@
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTPTypes
+import Testing
+import VeneerAPI
+import VeneerCore
+import VeneerSnapshotter
+
+/// Records the inbound events that reach the end of the pipeline (where Hummingbird's
+/// connection loop would be).
+private final class EventRecorder: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPRequestPart
+    var quiesceEvents = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { quiesceEvents += 1 }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Discards messages but keeps its level, which the handler under test reads.
+private struct SilentLogHandler: LogHandler {
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {}
+}
+
+private let infoLogger = Logger(label: "veneer.api.test.direct") { _ in SilentLogHandler() }
+
+@Suite("Requests answered on the event loop")
+struct DirectResponseTests {
+    /// A snapshotter on a fresh root holding the active snapshot "a/b c" and the
+    /// handler under test in an embedded channel.
+    private func withChannel(
+        logger: Logger = infoLogger,
+        _ body: (EmbeddedChannel, Snapshotter, EventRecorder) async throws -> Void
+    ) async throws {
+        let tmp = try TemporaryRoot()
+        let snapshotter = try Snapshotter(root: tmp.root, logger: quietLogger)
+        _ = try await snapshotter.create(key: "a/b c", parent: nil, kind: .active, labels: ["x": "1"])
+        let recorder = EventRecorder()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(
+            DirectResponseHandler(routes: DirectRoutes(snapshotter: snapshotter), serverName: "veneerd", logger: logger))
+        try channel.pipeline.syncOperations.addHandler(recorder)
+        try await body(channel, snapshotter, recorder)
+        _ = try? channel.finish()
+    }
+
+    private func get(_ path: String, headers: HTTPFields = [:]) -> HTTPRequestPart {
+        .head(HTTPRequest(method: .get, scheme: nil, authority: "localhost", path: path, headerFields: headers))
+    }
+
+    /// The parts written towards the client so far.
+    private func written(_ channel: EmbeddedChannel) throws -> [HTTPResponsePart] {
+        var parts: [HTTPResponsePart] = []
+        while let part = try channel.readOutbound(as: HTTPResponsePart.self) { parts.append(part) }
+        return parts
+    }
+
+    /// The parts passed on to the router so far.
+    private func passed(_ channel: EmbeddedChannel) throws -> [HTTPRequestPart] {
+        var parts: [HTTPRequestPart] = []
+        while let part = try channel.readInbound(as: HTTPRequestPart.self) { parts.append(part) }
+        return parts
+    }
+
+    @Test("a stat of an existing snapshot is answered with the router's headers and body")
+    func answersStat() async throws {
+        try await withChannel { channel, snapshotter, _ in
+            try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c"))
+            // Nothing is written before the request has ended.
+            #expect(try written(channel).isEmpty)
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            let parts = try written(channel)
+            #expect(parts.count == 3)
+            guard parts.count == 3, case .head(let head) = parts[0], case .body(let body) = parts[1], case .end = parts[2]
+            else { return }
+            #expect(head.status == .ok)
+            #expect(head.headerFields[.contentType] == "application/json")
+            #expect(head.headerFields[.server] == "veneerd")
+            let info = try await snapshotter.stat(key: "a/b c")
+            #expect(Array(body.readableBytesView) == JSONWriter.info(info))
+            #expect(head.headerFields[.contentLength] == String(body.readableBytes))
+            #expect(try passed(channel).isEmpty)
+        }
+    }
+
+    @Test(
+        "requests the router must answer are passed on untouched",
+        arguments: [
+            "/v1/snapshots/missing", "/v1/snapshots/a%2Fb%20c?x=1", "/v1/snapshots/a%2Fb%20c/mounts",
+            "/v1/snapshots/", "/v1/snapshots/%ZZ", "/v1/snapshots", "/v1/status", "/v1/snapshots/a%2Fb%20c/",
+        ])
+    func passesOthers(path: String) async throws {
+        try await withChannel { channel, _, _ in
+            try channel.writeInbound(get(path))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            #expect(try written(channel).isEmpty)
+            let parts = try passed(channel)
+            #expect(parts.count == 2)
+            if case .head(let head) = parts.first { #expect(head.path == path) } else { Issue.record("no head passed on") }
+        }
+    }
+
+    @Test("other methods, Connection headers and debug logging go to the router")
+    func passesOtherForms() async throws {
+        try await withChannel { channel, _, _ in
+            let delete = HTTPRequest(method: .delete, scheme: nil, authority: "localhost", path: "/v1/snapshots/a%2Fb%20c")
+            try channel.writeInbound(HTTPRequestPart.head(delete))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            #expect(try passed(channel).count == 2)
+            try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .noContent)))
+            try channel.writeOutbound(HTTPResponsePart.end(nil))
+            _ = try written(channel)
+
+            try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c", headers: [.connection: "close"]))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            #expect(try passed(channel).count == 2)
+        }
+        var debug = infoLogger
+        debug.logLevel = .debug
+        try await withChannel(logger: debug) { channel, _, _ in
+            try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c"))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            #expect(try passed(channel).count == 2)
+            #expect(try written(channel).isEmpty)
+        }
+    }
+
+    @Test("while a request passed on waits for its response, later ones are passed on too")
+    func keepsResponseOrder() async throws {
+        try await withChannel { channel, _, _ in
+            let post = HTTPRequest(method: .post, scheme: nil, authority: "localhost", path: "/v1/snapshots")
+            try channel.writeInbound(HTTPRequestPart.head(post))
+            try channel.writeInbound(HTTPRequestPart.body(ByteBuffer(string: #"{"key":"k"}"#)))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            // A pipelined stat behind it must not overtake its response.
+            try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c"))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            #expect(try written(channel).isEmpty)
+            #expect(try passed(channel).count == 5)
+
+            // The router answers both, in order; afterwards stats are answered directly again.
+            for status in [HTTPResponse.Status.created, .ok] {
+                try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: status)))
+                try channel.writeOutbound(HTTPResponsePart.end(nil))
+            }
+            #expect(try written(channel).count == 4)
+            try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c"))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            #expect(try passed(channel).isEmpty)
+            #expect(try written(channel).count == 3)
+        }
+    }
+
+    @Test("a quiesce that arrives while a request is being read waits for its response")
+    func defersQuiesce() async throws {
+        try await withChannel { channel, _, recorder in
+            try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c"))
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            #expect(recorder.quiesceEvents == 0)
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            #expect(try written(channel).count == 3)
+            #expect(recorder.quiesceEvents == 1)
+
+            // When idle, a quiesce goes straight on.
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            #expect(recorder.quiesceEvents == 2)
+        }
+    }
+
+    @Test("the body of a GET answered directly is ignored, as the router ignores it")
+    func ignoresBody() async throws {
+        try await withChannel { channel, _, _ in
+            try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c", headers: [.contentLength: "3"]))
+            try channel.writeInbound(HTTPRequestPart.body(ByteBuffer(string: "abc")))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            #expect(try passed(channel).isEmpty)
+            #expect(try written(channel).count == 3)
+        }
+    }
+}
