@@ -15,8 +15,19 @@ public struct JSONWriter: Sendable {
 
     public mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
-        // Most strings need no escaping: copy them in one go.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) {
+        // Most strings need no escaping: copy them in one go. A native string's bytes are
+        // contiguous, so both the scan and the copy run over a plain buffer (a 500-layer
+        // lowerdir option is about 30 KB).
+        let copied = value.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+            for byte in utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x7F { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if copied == true {
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
+        if copied == nil, !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) {
             bytes.append(contentsOf: value.utf8)
             bytes.append(UInt8(ascii: "\""))
             return
@@ -142,7 +153,7 @@ public struct JSONWriter: Sendable {
     }
 
     public static func liveMount(_ live: LiveMount) -> [UInt8] {
-        var writer = JSONWriter(capacity: 512)
+        var writer = JSONWriter(capacity: 512 + estimatedSize(live.mounts))
         writer.liveMount(live)
         writer.bytes.append(UInt8(ascii: "\n"))
         return writer.bytes
@@ -156,15 +167,26 @@ public struct JSONWriter: Sendable {
         return writer.bytes
     }
 
+    /// Bytes the mounts' strings take, so that a long overlay option is written into a
+    /// buffer allocated once.
+    static func estimatedSize(_ mounts: [Mount]) -> Int {
+        var size = 0
+        for mount in mounts {
+            size += 64 + mount.source.utf8.count
+            for option in mount.options { size += 3 + option.utf8.count }
+        }
+        return size
+    }
+
     /// A list of mounts alone, without a trailing newline (as the store keeps it).
     public static func mountArray(_ mounts: [Mount]) -> [UInt8] {
-        var writer = JSONWriter(capacity: 256)
+        var writer = JSONWriter(capacity: 256 + estimatedSize(mounts))
         writer.mounts(mounts)
         return writer.bytes
     }
 
     public static func mountList(_ mounts: [Mount]) -> [UInt8] {
-        var writer = JSONWriter()
+        var writer = JSONWriter(capacity: 256 + estimatedSize(mounts))
         writer.raw("{\"mounts\":")
         writer.mounts(mounts)
         writer.raw("}\n")

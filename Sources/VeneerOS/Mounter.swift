@@ -14,11 +14,15 @@ public struct MountSpec: Sendable, Equatable {
     public var type: String
     public var source: String
     public var options: [String]
+    /// For an overlay: the layers of its `lowerdir` option, already split (topmost
+    /// first). When set, the option is not parsed again.
+    public var lowerDirectories: [String]?
 
-    public init(type: String, source: String, options: [String]) {
+    public init(type: String, source: String, options: [String], lowerDirectories: [String]? = nil) {
         self.type = type
         self.source = source
         self.options = options
+        self.lowerDirectories = lowerDirectories
     }
 }
 
@@ -72,8 +76,8 @@ public enum Mounter {
             var work: String?
             var extra: [String] = []
             for option in spec.options {
-                if let value = option.valueAfter("lowerdir=") {
-                    lowers = splitLowerDirs(value)
+                if option.utf8.starts(with: "lowerdir=".utf8) {
+                    lowers = spec.lowerDirectories ?? splitLowerDirs(String(decoding: option.utf8.dropFirst(9), as: UTF8.self))
                 } else if let value = option.valueAfter("upperdir=") {
                     upper = value
                 } else if let value = option.valueAfter("workdir=") {
@@ -130,10 +134,9 @@ public enum Mounter {
         if let method {
             chosen = method
         } else {
-            let paths = lowers + [upper, work].compactMap { $0 }
-            let plain = paths.allSatisfy { path in !path.utf8.contains { $0 == 0x2C || $0 == 0x3A || $0 == 0x5C || $0 == 0x22 } }
-            let length = overlayOptions(lowers: lowers, upper: upper, work: work, extra: extra).utf8.count
-            if plain && length <= singleCallOptionLimit {
+            let others = [upper, work].compactMap { $0 }
+            let plain = lowers.allSatisfy(isPlainOptionValue) && others.allSatisfy(isPlainOptionValue)
+            if plain && overlayOptionsLength(lowers: lowers, upper: upper, work: work, extra: extra) <= singleCallOptionLimit {
                 chosen = .libmount
             } else if probeNewMountAPI() {
                 chosen = .newMountAPI
@@ -222,6 +225,29 @@ public enum Mounter {
     }
 
     // MARK: - Implementation
+
+    /// Whether `path` can stand in a `lowerdir=a:b` option as it is: none of the bytes
+    /// `,` `:` `\` `"` that the option syntax reserves.
+    static func isPlainOptionValue(_ path: String) -> Bool {
+        let check = { (bytes: UnsafeBufferPointer<UInt8>) -> Bool in
+            for byte in bytes where byte == 0x2C || byte == 0x3A || byte == 0x5C || byte == 0x22 { return false }
+            return true
+        }
+        if let plain = path.utf8.withContiguousStorageIfAvailable(check) { return plain }
+        var copy = path
+        return copy.withUTF8(check)
+    }
+
+    /// The length in bytes of ``overlayOptions(lowers:upper:work:extra:)``, without
+    /// building it.
+    static func overlayOptionsLength(lowers: [String], upper: String?, work: String?, extra: [String]) -> Int {
+        var length = "lowerdir=".utf8.count + max(lowers.count - 1, 0)
+        for layer in lowers { length += layer.utf8.count }
+        if let upper { length += ",upperdir=".utf8.count + upper.utf8.count }
+        if let work { length += ",workdir=".utf8.count + work.utf8.count }
+        for option in extra { length += 1 + option.utf8.count }
+        return length
+    }
 
     /// `lowerdir=…,upperdir=…,workdir=…[,extra…]`, layer paths as given.
     static func overlayOptions(lowers: [String], upper: String?, work: String?, extra: [String]) -> String {

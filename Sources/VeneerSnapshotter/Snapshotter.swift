@@ -304,18 +304,27 @@ public final class Snapshotter: Sendable {
     }
 
     private func mounts(of record: SnapshotRecord) async throws(VeneerError) -> [Mount] {
+        try plan(of: record).mounts
+    }
+
+    /// The mounts of `record` and the `fs` directories of its ancestors (nearest first)
+    /// that its overlay, if any, stacks.
+    private func plan(of record: SnapshotRecord) throws(VeneerError) -> (mounts: [Mount], lowers: [String]) {
         if record.kind == .committed {
-            return try MountPlan.mounts(
+            let mounts = try MountPlan.mounts(
                 kind: .committed, key: record.key, own: layout.directories(record.id), lowers: [])
+            return (mounts, [])
         }
         var lowers: [String] = []
         if record.parentID != nil {
-            let chain = try await store.chain(record.key)
-            lowers = chain.dropFirst().map { layout.directories($0.id).fs }
+            let ids = store.ancestorIDs(of: record.id)
+            lowers.reserveCapacity(ids.count)
+            for id in ids { lowers.append(layout.fsDirectory(id)) }
         }
-        return try MountPlan.mounts(
+        let mounts = try MountPlan.mounts(
             kind: record.kind, key: record.key, own: layout.directories(record.id), lowers: lowers,
             overlayOptions: overlayOptions)
+        return (mounts, lowers)
     }
 
     public func usage(key: String) async throws(VeneerError) -> Usage {
@@ -346,9 +355,9 @@ public final class Snapshotter: Sendable {
     public func mount(key: String, target: String, readonly: Bool) async throws(VeneerError) -> LiveMount {
         try Rules.validateKey(key)
         let record = try await store.get(key)
-        let plan: Result<[Mount], VeneerError>
+        let plan: Result<(mounts: [Mount], lowers: [String]), VeneerError>
         if let record {
-            do { plan = .success(try await mounts(of: record)) } catch { plan = .failure(error) }
+            do { plan = .success(try self.plan(of: record)) } catch { plan = .failure(error) }
         } else {
             plan = .failure(Lifecycle.notFound(key))
         }
@@ -364,14 +373,14 @@ public final class Snapshotter: Sendable {
             } catch {
                 throw .invalidArgument("\(error); choose an existing directory outside the state root")
             }
-            let mounts = try plan.get()
+            let (mounts, lowers) = try plan.get()
             let live = try store.addMount(
                 key: key, target: target, readonly: readonly, mounts: mounts, at: Self.now()
-            ) { snapshot, siblings in
-                guard snapshot.id == recordID else {
+            ) { id, kind, siblings in
+                guard id == recordID else {
                     throw VeneerError.failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
                 }
-                if snapshot.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
+                if kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
                     let targets = siblings.map(\.target).joined(separator: ", ")
                     throw VeneerError.failedPrecondition(
                         "active snapshot \(quoted(key)) is already mounted at \(targets); an active snapshot can be mounted at several targets only when every mount is read-only")
@@ -379,9 +388,13 @@ public final class Snapshotter: Sendable {
             }
             do {
                 for mount in mounts {
+                    // An overlay's layers are handed over as planned, not parsed back out of
+                    // its lowerdir option.
                     try Mounter.mount(
-                        MountSpec(type: mount.type, source: mount.source, options: mount.options), at: target,
-                        readOnly: readonly)
+                        MountSpec(
+                            type: mount.type, source: mount.source, options: mount.options,
+                            lowerDirectories: mount.type == "overlay" ? lowers : nil),
+                        at: target, readOnly: readonly)
                 }
             } catch {
                 _ = try? store.removeMounts([target])

@@ -73,6 +73,7 @@ public final class SnapshotStore: Sendable {
         var keyByID: [Int64: String] = [:]
         /// Length of each snapshot's chain, itself included.
         var depthByID: [Int64: Int] = [:]
+        var parentByID: [Int64: Int64] = [:]
         var mountsByTarget: [String: MountRecord] = [:]
 
         mutating func insert(_ record: SnapshotRecord) {
@@ -80,11 +81,13 @@ public final class SnapshotStore: Sendable {
             byKey[record.key] = record
             keyByID[record.id] = record.key
             depthByID[record.id] = 1 + (record.parentID.flatMap { depthByID[$0] } ?? 0)
+            parentByID[record.id] = record.parentID
         }
 
         mutating func remove(id: Int64) {
             if let key = keyByID.removeValue(forKey: id) { byKey[key] = nil }
             depthByID[id] = nil
+            parentByID[id] = nil
         }
     }
 
@@ -236,16 +239,18 @@ public final class SnapshotStore: Sendable {
         index.withLock { $0.byKey[key] }
     }
 
-    /// The snapshot and its ancestors, nearest first: `[self, parent, grandparent, ...]`.
-    public func chain(_ key: String) async throws(VeneerError) -> [SnapshotRecord] {
+    /// Ids of the ancestors of snapshot `id`, nearest first (the snapshot itself not
+    /// included): what an overlay's lower layers are made of.
+    public func ancestorIDs(of id: Int64) -> [Int64] {
         index.withLock { index in
-            var chain: [SnapshotRecord] = []
-            var next = index.byKey[key]
-            while let record = next {
-                chain.append(record)
-                next = record.parentID.flatMap { index.keyByID[$0] }.flatMap { index.byKey[$0] }
+            var ids: [Int64] = []
+            ids.reserveCapacity((index.depthByID[id] ?? 1) - 1)
+            var next = index.parentByID[id]
+            while let parent = next {
+                ids.append(parent)
+                next = index.parentByID[parent]
             }
-            return chain
+            return ids
         }
     }
 
@@ -428,8 +433,9 @@ public final class SnapshotStore: Sendable {
         }
     }
 
-    /// Records a mount of `key` at `target` before it is made. `check` sees the snapshot
-    /// and its existing mounts and throws to refuse (for example a second writable mount).
+    /// Records a mount of `key` at `target` before it is made. `check` sees the snapshot's
+    /// id and kind and its existing mounts, and throws to refuse (for example a second
+    /// writable mount).
     ///
     /// Records of mounts are not fsync'd: they survive the daemon crashing (the write is
     /// in the operating system's cache), and what they describe does not survive a power
@@ -439,10 +445,19 @@ public final class SnapshotStore: Sendable {
     /// the code that makes the mount right after it does.
     public func addMount(
         key: String, target: String, readonly: Bool, mounts: [Mount], at time: Timestamp,
-        check: @escaping @Sendable (SnapshotRecord, [MountRecord]) throws -> Void
+        check: @escaping @Sendable (_ id: Int64, _ kind: SnapshotKind, _ siblings: [MountRecord]) throws -> Void
     ) throws(VeneerError) -> MountRecord {
         try writeBlocking(durable: false) { db, batch in
-            guard let snapshot = try Self.fetch(db, key: key) else { throw Lifecycle.notFound(key) }
+            // Only what the checks need: no join, no labels to parse.
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT id, kind FROM snapshots WHERE key = ?"), arguments: [key])
+            else { throw Lifecycle.notFound(key) }
+            let snapshotID: Int64 = row[0]
+            let kindText: String = row[1]
+            guard let kind = SnapshotKind(rawValue: kindText) else {
+                throw VeneerError.internal("database holds unknown snapshot kind \(kindText)")
+            }
             if let existing = try Row.fetchOne(
                 db.cachedStatement(
                     sql: "SELECT s.key FROM mounts m JOIN snapshots s ON s.id = m.snapshot_id WHERE m.target = ?"),
@@ -455,22 +470,22 @@ public final class SnapshotStore: Sendable {
             // Only what the check looks at: where the snapshot is mounted and how.
             let siblings = try Row.fetchAll(
                 db.cachedStatement(sql: "SELECT target, readonly, mounted_at FROM mounts WHERE snapshot_id = ?"),
-                arguments: [snapshot.id]
+                arguments: [snapshotID]
             ).map { row in
                 MountRecord(
-                    target: row[0], snapshotID: snapshot.id, key: snapshot.key, readonly: row[1], mounts: [],
+                    target: row[0], snapshotID: snapshotID, key: key, readonly: row[1], mounts: [],
                     mountedAt: Timestamp(nanosecondsSinceEpoch: row[2]))
             }
-            try check(snapshot, siblings)
+            try check(snapshotID, kind, siblings)
             try db.cachedStatement(
                 sql: "INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at) VALUES (?, ?, ?, ?, ?)"
             ).execute(
                 arguments: [
-                    target, snapshot.id, readonly, String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self),
+                    target, snapshotID, readonly, String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self),
                     time.nanosecondsSinceEpoch,
                 ])
             let record = MountRecord(
-                target: target, snapshotID: snapshot.id, key: snapshot.key, readonly: readonly, mounts: mounts,
+                target: target, snapshotID: snapshotID, key: key, readonly: readonly, mounts: mounts,
                 mountedAt: time)
             batch.afterCommit { self.index.withLock { $0.mountsByTarget[target] = record } }
             return record

@@ -126,6 +126,32 @@ struct MountTests {
         try Mounter.unmount(target)
     }
 
+    @Test func optionsExactlyAtTheLimitGoThroughLibmountAndOneByteMoreDoNot() throws {
+        let box = try MountSandbox()
+        let upper = try box.directory("u")
+        let work = try box.directory("w")
+        let limit = Mounter.singleCallOptionLimit
+        func length(_ lowers: [String]) -> Int {
+            ("lowerdir=" + lowers.joined(separator: ":") + ",upperdir=" + upper + ",workdir=" + work).utf8.count
+        }
+        var lowers: [String] = []
+        while length(lowers) < limit - 200 {
+            lowers.append(try box.directory("l/\(lowers.count)-" + String(repeating: "x", count: 100)))
+        }
+        // The last layer's name takes the options to the limit exactly, then one past it.
+        let padding = limit - length(lowers + [box.path + "/l/"])
+        try #require((2...254).contains(padding))
+        let exact = try box.directory("l/" + String(repeating: "y", count: padding))
+        let over = try box.directory("l/" + String(repeating: "z", count: padding + 1))
+        try #require(length(lowers + [exact]) == limit)
+        let target = try box.target("t")
+
+        #expect(try Mounter.mountOverlay(lowers: lowers + [exact], upper: upper, work: work, at: target) == .libmount)
+        try Mounter.unmount(target)
+        #expect(try Mounter.mountOverlay(lowers: lowers + [over], upper: upper, work: work, at: target) != .libmount)
+        try Mounter.unmount(target)
+    }
+
     @Test func fiveHundredLayersUnderALongRootUseTheNewMountAPI() throws {
         let box = try MountSandbox()
         let root = try box.longRoot()

@@ -159,10 +159,11 @@ struct SnapshotStoreTests {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         var levels: [SnapshotRecord] = []
+        var sides: [SnapshotRecord] = []
         var parent: String?
         for level in 0..<5 {
             // Side branches and unrelated snapshots that must not appear in the chain.
-            try await store.create("side-\(level)", .view, parent: parent)
+            sides.append(try await store.create("side-\(level)", .view, parent: parent))
             try await store.committed("other-\(level)")
             let record = try await store.committed("L\(level)", parent: parent)
             levels.append(record)
@@ -170,16 +171,23 @@ struct SnapshotStoreTests {
         }
         let leaf = try await store.create("leaf", .active, parent: "L4")
 
-        let chain = try await store.chain("leaf")
-        #expect(chain.map(\.key) == ["leaf", "L4", "L3", "L2", "L1", "L0"])
-        #expect(chain.map(\.id) == [leaf.id] + levels.reversed().map(\.id))
-        #expect(chain.dropFirst().map(\.parentKey) == ["L3", "L2", "L1", "L0", nil])
-        #expect(Array(chain.dropFirst()) == levels.reversed())
+        func check(_ store: SnapshotStore) {
+            #expect(store.ancestorIDs(of: leaf.id) == levels.reversed().map(\.id))
+            #expect(store.ancestorIDs(of: levels[2].id) == [levels[1].id, levels[0].id])
+            #expect(store.ancestorIDs(of: levels[0].id) == [])
+            #expect(store.ancestorIDs(of: sides[3].id) == [levels[2].id, levels[1].id, levels[0].id])
+            #expect(store.ancestorIDs(of: 999_999) == [])
+        }
+        check(store)
+        // The index built when the database is opened again knows the same chains.
+        check(try SnapshotStore(path: tmp.database))
 
-        #expect(try await store.chain("L2").map(\.key) == ["L2", "L1", "L0"])
-        #expect(try await store.chain("L0").map(\.key) == ["L0"])
-        #expect(try await store.chain("side-3").map(\.key) == ["side-3", "L2", "L1", "L0"])
-        #expect(try await store.chain("missing") == [])
+        // A removed snapshot is no longer anybody's ancestor.
+        _ = try await store.remove("leaf")
+        _ = try await store.remove("L4")
+        let next = try await store.create("next", .active, parent: "L3")
+        #expect(store.ancestorIDs(of: next.id) == [levels[3].id, levels[2].id, levels[1].id, levels[0].id])
+        #expect(store.ancestorIDs(of: levels[4].id) == [])
     }
 
     // MARK: - Commit
