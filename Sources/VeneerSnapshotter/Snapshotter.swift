@@ -366,7 +366,6 @@ public final class Snapshotter: Sendable {
         defer { release(target) }
         let store = self.store
         let root = layout.root
-        let recordID = record?.id
         let live = try await blockingOperation { () throws(VeneerError) -> MountRecord in
             do {
                 try PathSafety.validateMountTarget(target, root: root)
@@ -374,15 +373,13 @@ public final class Snapshotter: Sendable {
                 throw .invalidArgument("\(error); choose an existing directory outside the state root")
             }
             let (mounts, lowers) = try plan.get()
+            guard let record else { throw Lifecycle.notFound(key) }
             let live = try store.addMount(
-                key: key, target: target, readonly: readonly, mounts: mounts, at: Self.now()
-            ) { id, kind, siblings in
-                guard id == recordID else {
-                    throw VeneerError.failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
-                }
-                if kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
-                    let targets = siblings.map(\.target).joined(separator: ", ")
-                    throw VeneerError.failedPrecondition(
+                of: record, target: target, readonly: readonly, mounts: mounts, at: Self.now()
+            ) { siblings throws(VeneerError) in
+                if record.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
+                    let targets = siblings.map(\.target).sorted().joined(separator: ", ")
+                    throw .failedPrecondition(
                         "active snapshot \(quoted(key)) is already mounted at \(targets); an active snapshot can be mounted at several targets only when every mount is read-only")
                 }
             }

@@ -66,6 +66,8 @@ public final class SnapshotStore: Sendable {
     private let pool: DatabasePool
     private let batcher: WriteBatcher
     private let index: Mutex<Index>
+    /// Held while a mount is checked and recorded; see ``addMount(of:target:readonly:mounts:at:check:)``.
+    private let mountRecording = Mutex<Void>(())
     public let path: String
 
     struct Index {
@@ -433,9 +435,16 @@ public final class SnapshotStore: Sendable {
         }
     }
 
-    /// Records a mount of `key` at `target` before it is made. `check` sees the snapshot's
-    /// id and kind and its existing mounts, and throws to refuse (for example a second
-    /// writable mount).
+    /// Records a mount of `snapshot` at `target` before it is made. `check` sees the
+    /// snapshot's existing mounts and throws to refuse (for example a second writable
+    /// mount); a target that already has a record is refused with `already_exists`.
+    ///
+    /// The checks read the in-memory records. Recordings are serialized (checks, write
+    /// and index update as one step), so each one's checks see every record written
+    /// before it; the write itself inserts the row only if the snapshot still has the
+    /// id, key and kind it was planned with, in the same statement, so a remove or a
+    /// commit that got there first makes it fail instead of racing it. Remove and commit
+    /// check for mounts in their own transactions, which see this row once committed.
     ///
     /// Records of mounts are not fsync'd: they survive the daemon crashing (the write is
     /// in the operating system's cache), and what they describe does not survive a power
@@ -444,56 +453,47 @@ public final class SnapshotStore: Sendable {
     /// Blocks: call it from a thread that may wait (not from the cooperative pool), as
     /// the code that makes the mount right after it does.
     public func addMount(
-        key: String, target: String, readonly: Bool, mounts: [Mount], at time: Timestamp,
-        check: @escaping @Sendable (_ id: Int64, _ kind: SnapshotKind, _ siblings: [MountRecord]) throws -> Void
+        of snapshot: SnapshotRecord, target: String, readonly: Bool, mounts: [Mount], at time: Timestamp,
+        check: (_ siblings: [MountRecord]) throws(VeneerError) -> Void
     ) throws(VeneerError) -> MountRecord {
-        try writeBlocking(durable: false) { db, batch in
-            // Only what the checks need: no join, no labels to parse.
-            guard
-                let row = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT id, kind FROM snapshots WHERE key = ?"), arguments: [key])
-            else { throw Lifecycle.notFound(key) }
-            let snapshotID: Int64 = row[0]
-            let kindText: String = row[1]
-            guard let kind = SnapshotKind(rawValue: kindText) else {
-                throw VeneerError.internal("database holds unknown snapshot kind \(kindText)")
+        try mountRecording.withLock { _ throws(VeneerError) -> MountRecord in
+            let (existing, siblings) = index.withLock { index in
+                (index.mountsByTarget[target], index.mountsByTarget.values.filter { $0.snapshotID == snapshot.id })
             }
-            if let existing = try Row.fetchOne(
-                db.cachedStatement(
-                    sql: "SELECT s.key FROM mounts m JOIN snapshots s ON s.id = m.snapshot_id WHERE m.target = ?"),
-                arguments: [target])
-            {
-                let otherKey: String = existing[0]
-                throw VeneerError.alreadyExists(
-                    "\(target) is already a mount target of snapshot \(quoted(otherKey)); unmount it first or choose another target")
+            if let existing {
+                throw .alreadyExists(
+                    "\(target) is already a mount target of snapshot \(quoted(existing.key)); unmount it first or choose another target")
             }
-            // Only what the check looks at: where the snapshot is mounted and how.
-            let siblings = try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT target, readonly, mounted_at FROM mounts WHERE snapshot_id = ?"),
-                arguments: [snapshotID]
-            ).map { row in
-                MountRecord(
-                    target: row[0], snapshotID: snapshotID, key: key, readonly: row[1], mounts: [],
-                    mountedAt: Timestamp(nanosecondsSinceEpoch: row[2]))
-            }
-            try check(snapshotID, kind, siblings)
-            try db.cachedStatement(
-                sql: "INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at) VALUES (?, ?, ?, ?, ?)"
-            ).execute(
-                arguments: [
-                    target, snapshotID, readonly, String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self),
-                    time.nanosecondsSinceEpoch,
-                ])
+            try check(siblings)
+            let key = snapshot.key
             let record = MountRecord(
-                target: target, snapshotID: snapshotID, key: key, readonly: readonly, mounts: mounts,
-                mountedAt: time)
-            batch.afterCommit { self.index.withLock { $0.mountsByTarget[target] = record } }
+                target: target, snapshotID: snapshot.id, key: key, readonly: readonly, mounts: mounts, mountedAt: time)
+            let mountsJSON = String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self)
+            let inserted = try writeBlocking(durable: false) { db, batch -> Bool in
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at)
+                        SELECT ?, id, ?, ?, ? FROM snapshots WHERE id = ? AND key = ? AND kind = ?
+                        """
+                ).execute(
+                    arguments: [
+                        target, readonly, mountsJSON, time.nanosecondsSinceEpoch, snapshot.id, key,
+                        snapshot.kind.rawValue,
+                    ])
+                guard db.changesCount == 1 else { return false }
+                batch.afterCommit { self.index.withLock { $0.mountsByTarget[target] = record } }
+                return true
+            }
+            guard inserted else {
+                if self.record(key) == nil { throw Lifecycle.notFound(key) }
+                throw .failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
+            }
             return record
         }
     }
 
     /// Forgets the mounts at `targets`; returns how many were recorded. Not fsync'd and
-    /// blocking, like ``addMount(key:target:readonly:mounts:at:check:)``.
+    /// blocking, like ``addMount(of:target:readonly:mounts:at:check:)``.
     @discardableResult
     public func removeMounts(_ targets: [String]) throws(VeneerError) -> Int {
         try writeBlocking(durable: false) { db, batch in

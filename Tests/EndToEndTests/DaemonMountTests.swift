@@ -547,4 +547,50 @@ struct DaemonMountTests {
             #expect(try await api.remove("a").status == 204)
         }
     }
+
+    @Test("concurrent mounts: one writable mount of an active snapshot wins; a racing remove never removes a mounted snapshot")
+    func concurrentMounts() async throws {
+        try await withDaemon { daemon in
+            let api = CheckedAPI(daemon)
+            let calls = MountCalls(daemon)
+            try await api.prepared("base")
+            try await api.committed("base", name: "layer")
+            try await api.prepared("a", parent: "layer")
+            let targets = try (0..<8).map { try daemon.mountPoint("a\($0)") }
+            let outcomes = try await withThrowingTaskGroup(of: (String, Int).self) { group in
+                for target in targets {
+                    group.addTask { (target, try await calls.mount("a", at: target).status) }
+                }
+                var outcomes: [(String, Int)] = []
+                for try await outcome in group { outcomes.append(outcome) }
+                return outcomes
+            }
+            let winners = outcomes.filter { $0.1 == 201 }.map(\.0)
+            #expect(winners.count == 1, "\(outcomes)")
+            #expect(outcomes.filter { $0.1 == 409 }.count == 7, "\(outcomes)")
+            #expect(try await calls.live().map(\.target) == winners)
+            for target in targets {
+                #expect(try KernelMounts.isMountPoint(target) == winners.contains(target), "\(target)")
+            }
+            for target in winners { try await calls.unmounted(target) }
+
+            // A mount and a remove of one snapshot at once: never both.
+            for round in 0..<10 {
+                let key = "r\(round)"
+                try await api.prepared(key, parent: "layer")
+                let target = try daemon.mountPoint(key)
+                async let mounting = calls.mount(key, at: target)
+                async let removing = api.remove(key)
+                let (mount, remove) = try await (mounting, removing)
+                #expect((mount.status == 201) != (remove.status == 204), "round \(round): mount \(mount.status), remove \(remove.status)")
+                #expect(try KernelMounts.isMountPoint(target) == (mount.status == 201))
+                if mount.status == 201 {
+                    try await calls.unmounted(target)
+                    #expect(try await api.remove(key).status == 204)
+                }
+            }
+            #expect(try await calls.live().isEmpty)
+            #expect(try KernelMounts.under(daemon.temp.path).isEmpty)
+        }
+    }
 }
