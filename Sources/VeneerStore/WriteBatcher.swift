@@ -203,16 +203,26 @@ final class WriteBatcher: Sendable {
                         try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
                         synchronousFull.withLock { $0 = durable }
                     }
-                    try db.inTransaction(.immediate) {
+                    // BEGIN, COMMIT and ROLLBACK as cached statements: GRDB's
+                    // inTransaction prepares them again for every transaction.
+                    try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+                    do {
                         let shared = jobs.count > 1
                         for job in jobs {
                             completions.append(job.run(db, batch, shared))
                         }
                         if !shared, batch.failed {
-                            return .rollback
+                            try db.cachedStatement(sql: "ROLLBACK").execute()
+                            return
                         }
                         try batch.runPreCommit()
-                        return .commit
+                        try db.cachedStatement(sql: "COMMIT").execute()
+                    } catch {
+                        // SQLite has already rolled back after some errors.
+                        if db.isInsideTransaction {
+                            try? db.cachedStatement(sql: "ROLLBACK").execute()
+                        }
+                        throw error
                     }
                 }
             } catch {
