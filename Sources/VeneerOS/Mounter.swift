@@ -26,6 +26,43 @@ public struct MountSpec: Sendable, Equatable {
     }
 }
 
+/// A mount made ready by ``Mounter/prepare(_:at:readOnly:)``; ``attach()`` makes it
+/// visible at its target. Released without being attached, it leaves nothing behind.
+/// Used from one thread.
+public final class PreparedMount {
+    public let target: String
+    /// A descriptor of an overlay mounted nowhere yet (new mount API).
+    private var detached: Int32?
+    /// The whole mount, for the kinds that are made in one step.
+    private var attachStep: (() throws(SystemError) -> Void)?
+
+    init(target: String, detached: Int32?, attachStep: (() throws(SystemError) -> Void)?) {
+        self.target = target
+        self.detached = detached
+        self.attachStep = attachStep
+    }
+
+    /// Whether the costly part of the mount is done already: an overlay through the new
+    /// mount API, whose super block exists and only needs moving onto the target.
+    public var isDetached: Bool { detached != nil }
+
+    /// Makes the mount visible at the target; a second call does nothing.
+    public func attach() throws(SystemError) {
+        if let fd = detached {
+            detached = nil
+            defer { close(fd) }
+            try Mounter.attachDetached(fd, at: target, operation: "mount overlay at")
+        } else if let step = attachStep {
+            attachStep = nil
+            try step()
+        }
+    }
+
+    deinit {
+        if let fd = detached { close(fd) }
+    }
+}
+
 /// How an overlay was mounted.
 public enum OverlayMountMethod: String, Sendable, Equatable, CaseIterable {
     /// One mount(2) through libmount with `lowerdir=a:b:...`: the options fit in a page.
@@ -70,25 +107,10 @@ public enum Mounter {
     /// - anything else: mounted through libmount as given.
     public static func mount(_ spec: MountSpec, at target: String, readOnly: Bool = false) throws(SystemError) {
         let wantsReadOnly = readOnly || spec.options.contains("ro")
-        if spec.type == "overlay" {
-            var lowers: [String] = []
-            var upper: String?
-            var work: String?
-            var extra: [String] = []
-            for option in spec.options {
-                if option.utf8.starts(with: "lowerdir=".utf8) {
-                    lowers = spec.lowerDirectories ?? splitLowerDirs(String(decoding: option.utf8.dropFirst(9), as: UTF8.self))
-                } else if let value = option.valueAfter("upperdir=") {
-                    upper = value
-                } else if let value = option.valueAfter("workdir=") {
-                    work = value
-                } else if option != "ro" && option != "rw" {
-                    extra.append(option)
-                }
-            }
+        if let overlay = OverlayParts(spec) {
             try mountOverlay(
-                lowers: lowers, upper: upper, work: work, extraOptions: extra, at: target,
-                readOnly: wantsReadOnly)
+                lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extraOptions: overlay.extra,
+                at: target, readOnly: wantsReadOnly)
             return
         }
         var options = spec.options.filter { $0 != "ro" && $0 != "rw" }
@@ -106,6 +128,56 @@ public enum Mounter {
         ) { () -> String? in
             if FileSystem.entryType(spec.source) == .missing { return "source \(spec.source) does not exist" }
             return nil
+        }
+    }
+
+    /// Does what `mount(_:at:readOnly:)` would do, up to the step that makes the mount
+    /// visible: for an overlay mounted through the new mount API, the file-system
+    /// context, every layer, the super block and a mount not attached anywhere
+    /// (`fsmount`). ``PreparedMount/attach()`` then moves it onto `target`. Other mounts
+    /// happen in one step, all of it in `attach()`. Nothing of a prepared mount shows in
+    /// the mount table before `attach()`, and a prepared mount that is never attached
+    /// disappears when it is released (or when the process ends).
+    public static func prepare(_ spec: MountSpec, at target: String, readOnly: Bool = false) throws(SystemError) -> PreparedMount {
+        let wantsReadOnly = readOnly || spec.options.contains("ro")
+        guard let overlay = OverlayParts(spec), !overlay.lowers.isEmpty,
+            chooseOverlayMethod(lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: overlay.extra) == .newMountAPI
+        else {
+            return PreparedMount(target: target, detached: nil) { () throws(SystemError) in
+                try mount(spec, at: target, readOnly: readOnly)
+            }
+        }
+        let operation = "mount overlay at"
+        let detached = try detachedOverlay(
+            lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: overlay.extra, target: target,
+            readOnly: wantsReadOnly, operation: operation
+        ) { () -> String? in
+            diagnoseLayers(lowers: overlay.lowers, upper: overlay.upper, work: overlay.work)
+        }
+        return PreparedMount(target: target, detached: detached, attachStep: nil)
+    }
+
+    /// The parts of an overlay description, or nil for another type.
+    struct OverlayParts {
+        var lowers: [String] = []
+        var upper: String?
+        var work: String?
+        /// Options other than the layers and `ro`/`rw`.
+        var extra: [String] = []
+
+        init?(_ spec: MountSpec) {
+            guard spec.type == "overlay" else { return nil }
+            for option in spec.options {
+                if option.utf8.starts(with: "lowerdir=".utf8) {
+                    lowers = spec.lowerDirectories ?? splitLowerDirs(String(decoding: option.utf8.dropFirst(9), as: UTF8.self))
+                } else if let value = option.valueAfter("upperdir=") {
+                    upper = value
+                } else if let value = option.valueAfter("workdir=") {
+                    work = value
+                } else if option != "ro" && option != "rw" {
+                    extra.append(option)
+                }
+            }
         }
     }
 
@@ -130,20 +202,7 @@ public enum Mounter {
         }
         let readOnly = readOnly || extraOptions.contains("ro")
         let extra = extraOptions.filter { $0 != "ro" && $0 != "rw" }
-        let chosen: OverlayMountMethod
-        if let method {
-            chosen = method
-        } else {
-            let others = [upper, work].compactMap { $0 }
-            let plain = lowers.allSatisfy(isPlainOptionValue) && others.allSatisfy(isPlainOptionValue)
-            if plain && overlayOptionsLength(lowers: lowers, upper: upper, work: work, extra: extra) <= singleCallOptionLimit {
-                chosen = .libmount
-            } else if probeNewMountAPI() {
-                chosen = .newMountAPI
-            } else {
-                chosen = .descriptorPaths
-            }
-        }
+        let chosen = method ?? chooseOverlayMethod(lowers: lowers, upper: upper, work: work, extra: extra)
         try checkTarget(target, operation: operation)
         let diagnose = { () -> String? in
             diagnoseLayers(lowers: lowers, upper: upper, work: work)
@@ -171,6 +230,18 @@ public enum Mounter {
                 operation: operation, diagnose: diagnose)
         }
         return chosen
+    }
+
+    /// libmount while the options fit in one page and no path holds a reserved
+    /// character, else the new mount API when the kernel has `lowerdir+`, else
+    /// descriptor paths.
+    static func chooseOverlayMethod(lowers: [String], upper: String?, work: String?, extra: [String]) -> OverlayMountMethod {
+        let others = [upper, work].compactMap { $0 }
+        let plain = lowers.allSatisfy(isPlainOptionValue) && others.allSatisfy(isPlainOptionValue)
+        if plain && overlayOptionsLength(lowers: lowers, upper: upper, work: work, extra: extra) <= singleCallOptionLimit {
+            return .libmount
+        }
+        return probeNewMountAPI() ? .newMountAPI : .descriptorPaths
     }
 
     private static let newMountAPIProbe = Mutex<Bool?>(nil)
@@ -308,6 +379,19 @@ public enum Mounter {
         lowers: [String], upper: String?, work: String?, extra: [String], target: String, readOnly: Bool,
         operation: String, diagnose: () -> String?
     ) throws(SystemError) {
+        let mountFD = try detachedOverlay(
+            lowers: lowers, upper: upper, work: work, extra: extra, target: target, readOnly: readOnly,
+            operation: operation, diagnose: diagnose)
+        defer { close(mountFD) }
+        try attachDetached(mountFD, at: target, operation: operation)
+    }
+
+    /// fsopen, one fsconfig per layer and option, the super block and fsmount: a
+    /// descriptor of an overlay mounted nowhere yet.
+    static func detachedOverlay(
+        lowers: [String], upper: String?, work: String?, extra: [String], target: String, readOnly: Bool,
+        operation: String, diagnose: () -> String?
+    ) throws(SystemError) -> Int32 {
         let fsfd = veneer_fsopen("overlay", UInt32(VENEER_FSOPEN_CLOEXEC))
         if fsfd < 0 {
             throw SystemError(operation, target, errno: Glibc.errno, detail: "fsopen(overlay) failed")
@@ -347,7 +431,11 @@ public enum Mounter {
         let attributes = readOnly ? UInt32(VENEER_MOUNT_ATTR_RDONLY) : 0
         let mountFD = veneer_fsmount(fsfd, UInt32(VENEER_FSMOUNT_CLOEXEC), attributes)
         if mountFD < 0 { throw fail("fsmount") }
-        defer { close(mountFD) }
+        return mountFD
+    }
+
+    /// Moves the detached mount `mountFD` onto `target`, reached without symbolic links.
+    static func attachDetached(_ mountFD: Int32, at target: String, operation: String) throws(SystemError) {
         let targetFD: Int32
         do {
             targetFD = try PathSafety.openDirectoryWithoutSymlinks(target)

@@ -348,10 +348,11 @@ public final class Snapshotter: Sendable {
 
     // MARK: - Mounts made by the daemon
 
-    /// Mounts the snapshot `key` at `target`. The mount is recorded before it is made,
-    /// so a crash in between leaves a record that start-up reconciliation drops, never a
-    /// mount the daemon does not know about. The target checks, the record and the
-    /// mount run in one go on one thread that may block.
+    /// Mounts the snapshot `key` at `target`. The mount is recorded before it is made
+    /// visible, so a crash in between leaves a record that start-up reconciliation drops,
+    /// never a mount the daemon does not know about. The target checks and the mount run
+    /// on one thread that may block; the record is written by the store's writer
+    /// meanwhile.
     public func mount(key: String, target: String, readonly: Bool) async throws(VeneerError) -> LiveMount {
         try Rules.validateKey(key)
         let record = try await store.get(key)
@@ -374,7 +375,7 @@ public final class Snapshotter: Sendable {
             }
             let (mounts, lowers) = try plan.get()
             guard let record else { throw Lifecycle.notFound(key) }
-            let live = try store.addMount(
+            let recording = try store.recordMount(
                 of: record, target: target, readonly: readonly, mounts: mounts, at: Self.now()
             ) { siblings throws(VeneerError) in
                 if record.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
@@ -383,16 +384,29 @@ public final class Snapshotter: Sendable {
                         "active snapshot \(quoted(key)) is already mounted at \(targets); an active snapshot can be mounted at several targets only when every mount is read-only")
                 }
             }
-            do {
-                for mount in mounts {
-                    // An overlay's layers are handed over as planned, not parsed back out of
-                    // its lowerdir option.
-                    try Mounter.mount(
-                        MountSpec(
-                            type: mount.type, source: mount.source, options: mount.options,
-                            lowerDirectories: mount.type == "overlay" ? lowers : nil),
-                        at: target, readOnly: readonly)
+            // While the record is written, the mounts are prepared as far as they can be
+            // without showing anywhere (an overlay through the new mount API: its layers
+            // and super block). They are attached only once the record is committed.
+            var prepared: [PreparedMount] = []
+            var failure: (any Error)?
+            for mount in mounts where failure == nil {
+                do {
+                    // An overlay's layers are handed over as planned, not parsed back out
+                    // of its lowerdir option.
+                    prepared.append(
+                        try Mounter.prepare(
+                            MountSpec(
+                                type: mount.type, source: mount.source, options: mount.options,
+                                lowerDirectories: mount.type == "overlay" ? lowers : nil),
+                            at: target, readOnly: readonly))
+                } catch {
+                    failure = error
                 }
+            }
+            let live = try recording.wait()
+            do {
+                if let failure { throw failure }
+                for mount in prepared { try mount.attach() }
             } catch {
                 _ = try? store.removeMounts([target])
                 throw Self.mountFailure(error, key: key, target: target)

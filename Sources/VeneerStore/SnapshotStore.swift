@@ -66,8 +66,6 @@ public final class SnapshotStore: Sendable {
     private let pool: DatabasePool
     private let batcher: WriteBatcher
     private let index: Mutex<Index>
-    /// Held while a mount is checked and recorded; see ``addMount(of:target:readonly:mounts:at:check:)``.
-    private let mountRecording = Mutex<Void>(())
     public let path: String
 
     struct Index {
@@ -77,6 +75,9 @@ public final class SnapshotStore: Sendable {
         var depthByID: [Int64: Int] = [:]
         var parentByID: [Int64: Int64] = [:]
         var mountsByTarget: [String: MountRecord] = [:]
+        /// Records whose row is being written; they hold their target and count in the
+        /// checks of later recordings, but are not listed.
+        var mountsBeingRecorded: [String: MountRecord] = [:]
 
         mutating func insert(_ record: SnapshotRecord) {
             if let old = keyByID[record.id], old != record.key { byKey[old] = nil }
@@ -435,65 +436,73 @@ public final class SnapshotStore: Sendable {
         }
     }
 
-    /// Records a mount of `snapshot` at `target` before it is made. `check` sees the
-    /// snapshot's existing mounts and throws to refuse (for example a second writable
-    /// mount); a target that already has a record is refused with `already_exists`.
+    /// Starts recording a mount of `snapshot` at `target`, to be waited for with
+    /// ``PendingMountRecord/wait()`` before the mount is made visible.
     ///
-    /// The checks read the in-memory records. Recordings are serialized (checks, write
-    /// and index update as one step), so each one's checks see every record written
-    /// before it; the write itself inserts the row only if the snapshot still has the
-    /// id, key and kind it was planned with, in the same statement, so a remove or a
-    /// commit that got there first makes it fail instead of racing it. Remove and commit
-    /// check for mounts in their own transactions, which see this row once committed.
+    /// The rules are checked at once against the records in memory, those being written
+    /// included: a target that has a record is refused with `already_exists`, and
+    /// `check` sees the snapshot's other mounts and throws to refuse (for example a
+    /// second writable mount). The target is then reserved, so that the checks of every
+    /// later recording see this one, and the row is written on the writer's thread while
+    /// the caller goes on preparing the mount. The row is inserted by one statement that
+    /// copies the snapshot's id from its row only while the id, key and kind are those
+    /// the mount was planned with: a remove or commit that reaches the database first
+    /// makes the record fail (`not_found`, or `failed_precondition` when the key now
+    /// names another snapshot), and one that comes later finds the row and refuses.
     ///
     /// Records of mounts are not fsync'd: they survive the daemon crashing (the write is
     /// in the operating system's cache), and what they describe does not survive a power
     /// loss or a kernel crash, after which start-up reconciliation drops any record left.
-    ///
-    /// Blocks: call it from a thread that may wait (not from the cooperative pool), as
-    /// the code that makes the mount right after it does.
-    public func addMount(
+    public func recordMount(
         of snapshot: SnapshotRecord, target: String, readonly: Bool, mounts: [Mount], at time: Timestamp,
         check: (_ siblings: [MountRecord]) throws(VeneerError) -> Void
-    ) throws(VeneerError) -> MountRecord {
-        try mountRecording.withLock { _ throws(VeneerError) -> MountRecord in
-            let (existing, siblings) = index.withLock { index in
-                (index.mountsByTarget[target], index.mountsByTarget.values.filter { $0.snapshotID == snapshot.id })
-            }
-            if let existing {
+    ) throws(VeneerError) -> PendingMountRecord {
+        let key = snapshot.key
+        let record = MountRecord(
+            target: target, snapshotID: snapshot.id, key: key, readonly: readonly, mounts: mounts, mountedAt: time)
+        try index.withLock { index throws(VeneerError) in
+            if let existing = index.mountsByTarget[target] ?? index.mountsBeingRecorded[target] {
                 throw .alreadyExists(
                     "\(target) is already a mount target of snapshot \(quoted(existing.key)); unmount it first or choose another target")
             }
+            var siblings = index.mountsByTarget.values.filter { $0.snapshotID == snapshot.id }
+            siblings += index.mountsBeingRecorded.values.filter { $0.snapshotID == snapshot.id }
             try check(siblings)
-            let key = snapshot.key
-            let record = MountRecord(
-                target: target, snapshotID: snapshot.id, key: key, readonly: readonly, mounts: mounts, mountedAt: time)
-            let mountsJSON = String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self)
-            let inserted = try writeBlocking(durable: false) { db, batch -> Bool in
-                try db.cachedStatement(
-                    sql: """
-                        INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at)
-                        SELECT ?, id, ?, ?, ? FROM snapshots WHERE id = ? AND key = ? AND kind = ?
-                        """
-                ).execute(
-                    arguments: [
-                        target, readonly, mountsJSON, time.nanosecondsSinceEpoch, snapshot.id, key,
-                        snapshot.kind.rawValue,
-                    ])
-                guard db.changesCount == 1 else { return false }
-                batch.afterCommit { self.index.withLock { $0.mountsByTarget[target] = record } }
-                return true
-            }
-            guard inserted else {
-                if self.record(key) == nil { throw Lifecycle.notFound(key) }
-                throw .failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
+            index.mountsBeingRecorded[target] = record
+        }
+        let mountsJSON = String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self)
+        let outcome = batcher.submitDetached(durable: false) { db, batch -> MountRecord in
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at)
+                    SELECT ?, id, ?, ?, ? FROM snapshots WHERE id = ? AND key = ? AND kind = ?
+                    """
+            ).execute(
+                arguments: [
+                    target, readonly, mountsJSON, time.nanosecondsSinceEpoch, snapshot.id, key, snapshot.kind.rawValue,
+                ])
+            guard db.changesCount == 1 else { throw MountRecordRefused() }
+            batch.afterCommit {
+                self.index.withLock { index in
+                    index.mountsBeingRecorded[target] = nil
+                    index.mountsByTarget[target] = record
+                }
             }
             return record
         }
+        return PendingMountRecord(store: self, target: target, key: key, outcome: outcome)
+    }
+
+    /// Ends a recording that failed: frees its target and says why.
+    fileprivate func recordingFailed(target: String, key: String, error: any Error) -> VeneerError {
+        index.withLock { $0.mountsBeingRecorded[target] = nil }
+        guard error is MountRecordRefused else { return Self.mapped(error) }
+        if record(key) == nil { return Lifecycle.notFound(key) }
+        return .failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
     }
 
     /// Forgets the mounts at `targets`; returns how many were recorded. Not fsync'd and
-    /// blocking, like ``addMount(of:target:readonly:mounts:at:check:)``.
+    /// blocking.
     @discardableResult
     public func removeMounts(_ targets: [String]) throws(VeneerError) -> Int {
         try writeBlocking(durable: false) { db, batch in
@@ -572,3 +581,33 @@ public final class SnapshotStore: Sendable {
         return .internal("unexpected error: \(error)")
     }
 }
+
+/// A mount record whose row is being written; see
+/// ``SnapshotStore/recordMount(of:target:readonly:mounts:at:check:)``.
+public final class PendingMountRecord: Sendable {
+    private let store: SnapshotStore
+    private let target: String
+    private let key: String
+    private let outcome: WriteOutcome<MountRecord>
+
+    fileprivate init(store: SnapshotStore, target: String, key: String, outcome: WriteOutcome<MountRecord>) {
+        self.store = store
+        self.target = target
+        self.key = key
+        self.outcome = outcome
+    }
+
+    /// Blocks until the row is committed and returns the record, or throws why it was
+    /// not written (its target is free again then). Call it once, from a thread that may
+    /// block.
+    public func wait() throws(VeneerError) -> MountRecord {
+        do {
+            return try outcome.wait()
+        } catch {
+            throw store.recordingFailed(target: target, key: key, error: error)
+        }
+    }
+}
+
+/// The snapshot of a mount record no longer has the id, key and kind it was planned with.
+private struct MountRecordRefused: Error {}

@@ -83,6 +83,8 @@ final class WriteBatcher: Sendable {
         /// transaction) and returns the completion to call once the batch's fate is
         /// known (nil when committed, else the commit error).
         let run: @Sendable (_ db: Database, _ batch: WriteBatch, _ shared: Bool) -> @Sendable ((any Error)?) -> Void
+        /// Completes the job with `error` when its batch failed before running it.
+        let abandon: @Sendable (_ error: any Error) -> Void
     }
 
     private struct State {
@@ -120,12 +122,26 @@ final class WriteBatcher: Sendable {
     func submitBlocking<T: Sendable>(
         durable: Bool = true, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
     ) throws -> T {
-        let outcome = Outcome<T>()
+        let outcome = WriteOutcome<T>()
         let job = Self.job(durable: durable, body) { outcome.set($0) }
         if enqueue(job) {
             drain()
         }
         return try outcome.wait()
+    }
+
+    /// Queues `body` for the next batch, run by the writer's own thread, and returns at
+    /// once; ``WriteOutcome/wait()`` gives its value once the batch committed. For a
+    /// thread that has other work to do meanwhile.
+    func submitDetached<T: Sendable>(
+        durable: Bool = true, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
+    ) -> WriteOutcome<T> {
+        let outcome = WriteOutcome<T>()
+        let job = Self.job(durable: durable, body) { outcome.set($0) }
+        if enqueue(job) {
+            queue.async { self.drain() }
+        }
+        return outcome
     }
 
     /// Queues `job`; true when the caller must start draining.
@@ -144,7 +160,7 @@ final class WriteBatcher: Sendable {
         durable: Bool, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T,
         complete: @escaping @Sendable (Result<T, any Error>) -> Void
     ) -> Job {
-        Job(durable: durable) { db, batch, shared in
+        Job(durable: durable, run: { db, batch, shared in
             let mark = batch.mark()
             let result: Result<T, any Error>
             do {
@@ -175,7 +191,7 @@ final class WriteBatcher: Sendable {
                     complete(result)
                 }
             }
-        }
+        }, abandon: { error in complete(.failure(error)) })
     }
 
     private func drain() {
@@ -235,12 +251,18 @@ final class WriteBatcher: Sendable {
             for completion in completions {
                 completion(failure)
             }
+            // Jobs the failed batch never got to (BEGIN itself failed) fail with it.
+            if let failure {
+                for job in jobs.dropFirst(completions.count) {
+                    job.abandon(failure)
+                }
+            }
         }
     }
 }
 
 /// The result of a job submitted from a blocking thread, and the wait for it.
-private final class Outcome<T: Sendable>: Sendable {
+final class WriteOutcome<T: Sendable>: Sendable {
     private let result = Mutex<Result<T, any Error>?>(nil)
     private let done = DispatchSemaphore(value: 0)
 

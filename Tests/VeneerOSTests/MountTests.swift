@@ -173,6 +173,53 @@ struct MountTests {
         #expect(!MountTable.isMountPoint(target))
     }
 
+    @Test func aPreparedDeepOverlayShowsNowhereUntilAttached() throws {
+        let box = try MountSandbox()
+        let stack = try LayerStack(root: try box.longRoot(), depth: 300)
+        let target = try box.target("t")
+        let spec = MountSpec(
+            type: "overlay", source: "overlay",
+            options: [
+                "workdir=\(stack.work)", "upperdir=\(stack.upper)", "lowerdir=\(stack.lowers.joined(separator: ":"))",
+            ])
+
+        let prepared = try Mounter.prepare(spec, at: target)
+        #expect(prepared.isDetached)
+        #expect(!MountTable.isMountPoint(target))
+        try prepared.attach()
+        try stack.verify(through: target)
+        try Mounter.unmount(target)
+
+        // Released without being attached: nothing was mounted, and the layers mount again.
+        do {
+            let abandoned = try Mounter.prepare(spec, at: target)
+            #expect(abandoned.isDetached)
+        }
+        #expect(!MountTable.isMountPoint(target))
+        #expect(try MountTable.current().allSatisfy { $0.target != target })
+        let again = try Mounter.prepare(spec, at: target)
+        try again.attach()
+        try stack.verify(through: target)
+        try Mounter.unmount(target)
+    }
+
+    @Test func aPreparedShortMountIsMadeInOneStepByAttach() throws {
+        let box = try MountSandbox()
+        let lower = try box.directory("l")
+        let bottom = try box.directory("b")
+        try MountFixture.write(lower + "/f", "x")
+        let target = try box.target("t")
+        let spec = MountSpec(type: "overlay", source: "overlay", options: ["lowerdir=\(lower):\(bottom)"])
+
+        let prepared = try Mounter.prepare(spec, at: target, readOnly: true)
+        #expect(!prepared.isDetached)
+        #expect(!MountTable.isMountPoint(target))
+        try prepared.attach()
+        #expect(try MountFixture.read(target + "/f") == "x")
+        #expect(try MountTable.entries(at: target).last?.isReadOnly == true)
+        try Mounter.unmount(target)
+    }
+
     @Test func descriptorPathFallbackMountsFiveHundredLayersUnderALongRoot() throws {
         let box = try MountSandbox()
         let root = try box.longRoot()

@@ -18,12 +18,12 @@ struct MountRecordTests {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         let a = try await store.create("a")
-        let record = try store.addMount(of: a, target: "/t1", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }
+        let record = try store.recordMount(of: a, target: "/t1", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }.wait()
         #expect(record.key == "a")
         #expect(try await store.mounts() == [record])
 
         let again = #expect(throws: VeneerError.self) {
-            try store.addMount(of: a, target: "/t1", readonly: true, mounts: mounts, at: t2) { _ throws(VeneerError) in }
+            try store.recordMount(of: a, target: "/t1", readonly: true, mounts: mounts, at: t2) { _ throws(VeneerError) in }.wait()
         }
         #expect(again?.code == .alreadyExists)
         #expect(again?.message.contains("\"a\"") == true)
@@ -36,20 +36,22 @@ struct MountRecordTests {
         #expect(try await store.mounts().isEmpty)
     }
 
-    @Test func concurrentRecordingsEachSeeTheOnesBefore() async throws {
+    @Test func concurrentRecordingsEachSeeTheOnesBeingWritten() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         let b = try await store.create("b")
         let outcomes = Mutex<[String: VeneerError?]>([:])
-        // Every check takes long enough that unserialized recordings would all pass it.
+        // Each recording waits before its row is written; later ones must see it anyway.
         DispatchQueue.concurrentPerform(iterations: 8) { i in
             let target = "/c\(i)"
             do throws(VeneerError) {
-                _ = try store.addMount(of: b, target: target, readonly: false, mounts: mounts, at: t1) {
-                    siblings throws(VeneerError) in
+                let recording = try store.recordMount(of: b, target: target, readonly: false, mounts: mounts, at: t1) {
+                    (siblings: [MountRecord]) throws(VeneerError) in
                     if !siblings.isEmpty { throw .failedPrecondition("already mounted at \(siblings.map(\.target))") }
-                    usleep(20_000)
                 }
+                // The row is written while the others check: they must see this one anyway.
+                usleep(20_000)
+                _ = try recording.wait()
                 outcomes.withLock { $0[target] = .some(nil) }
             } catch {
                 outcomes.withLock { $0[target] = error }
@@ -62,20 +64,73 @@ struct MountRecordTests {
         #expect(try await store.mounts().map(\.target) == recorded)
     }
 
+    @Test func aRecordBeingWrittenHoldsItsTargetAndCountsInLaterChecks() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let b = try await store.create("b")
+        // Keep the writer busy, so that the first record stays unwritten for a while.
+        let started = DispatchSemaphore(value: 0)
+        let busy = Task { try await store.withWritesPaused { _ in
+            started.signal()
+            usleep(300_000)
+        } }
+        await Task.detached { started.wait() }.value
+        let first = try store.recordMount(of: b, target: "/c1", readonly: false, mounts: mounts, at: t1) {
+            _ throws(VeneerError) in
+        }
+        let sameTarget = #expect(throws: VeneerError.self) {
+            try store.recordMount(of: b, target: "/c1", readonly: true, mounts: mounts, at: t1) { _ throws(VeneerError) in }
+        }
+        #expect(sameTarget?.code == .alreadyExists)
+        var seen: [String] = []
+        let second = #expect(throws: VeneerError.self) {
+            try store.recordMount(of: b, target: "/c2", readonly: false, mounts: mounts, at: t1) {
+                (siblings: [MountRecord]) throws(VeneerError) in
+                seen = siblings.map(\.target)
+                if !siblings.isEmpty { throw .failedPrecondition("already mounted") }
+            }
+        }
+        #expect(second?.code == .failedPrecondition)
+        #expect(seen == ["/c1"])
+        // Not listed before its row is committed.
+        #expect(try await store.mounts().isEmpty)
+
+        try await busy.value
+        let record = try await Task.detached { try first.wait() }.value
+        #expect(try await store.mounts() == [record])
+    }
+
+    @Test func aFailedRecordFreesItsTarget() async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let doomed = try await store.create("doomed")
+        _ = try await store.remove("doomed")
+        let pending = try store.recordMount(of: doomed, target: "/x", readonly: false, mounts: mounts, at: t1) {
+            _ throws(VeneerError) in
+        }
+        let error = #expect(throws: VeneerError.self) { try pending.wait() }
+        #expect(error?.code == .notFound)
+        let other = try await store.create("other")
+        let record = try store.recordMount(of: other, target: "/x", readonly: false, mounts: mounts, at: t1) {
+            _ throws(VeneerError) in
+        }.wait()
+        #expect(try await store.mounts() == [record])
+    }
+
     @Test func aSnapshotRemovedOrCommittedSincePlanningIsNotRecorded() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         let gone = try await store.create("gone")
         _ = try await store.remove("gone")
         let missing = #expect(throws: VeneerError.self) {
-            try store.addMount(of: gone, target: "/g", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }
+            try store.recordMount(of: gone, target: "/g", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }.wait()
         }
         #expect(missing?.code == .notFound)
 
         // The same key made again is another snapshot.
         try await store.create("gone")
         let changed = #expect(throws: VeneerError.self) {
-            try store.addMount(of: gone, target: "/g", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }
+            try store.recordMount(of: gone, target: "/g", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }.wait()
         }
         #expect(changed?.code == .failedPrecondition)
 
@@ -83,7 +138,7 @@ struct MountRecordTests {
         let work = try await store.create("work")
         _ = try await store.commit(key: "work", name: "done", labels: [:], usage: Usage(size: 0, inodes: 1), at: t1, expectedID: work.id)
         let committed = #expect(throws: VeneerError.self) {
-            try store.addMount(of: work, target: "/w", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }
+            try store.recordMount(of: work, target: "/w", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }.wait()
         }
         #expect(committed?.code == .notFound)
         #expect(try await store.mounts().isEmpty)
