@@ -10,6 +10,8 @@ public final class WriteBatch {
     private var postCommitActions: [() -> Void] = []
     /// Set when a job failed; a job alone in its transaction then rolls it back.
     var failed = false
+    /// Set when a failed job's changes could not be undone: the whole batch rolls back.
+    var broken = false
 
     init() {}
 
@@ -166,10 +168,25 @@ final class WriteBatcher: Sendable {
             do {
                 var value: T?
                 if shared {
-                    try db.inSavepoint {
+                    // A savepoint of cached statements (GRDB's inSavepoint prepares them
+                    // again each time).
+                    try db.cachedStatement(sql: "SAVEPOINT job").execute()
+                    do {
                         value = try body(db, batch)
-                        return .commit
+                    } catch {
+                        // SQLite may have rolled the whole transaction back already; if
+                        // the job's changes cannot be undone, no job of the batch commits.
+                        if db.isInsideTransaction {
+                            do {
+                                try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT job").execute()
+                                try db.cachedStatement(sql: "RELEASE SAVEPOINT job").execute()
+                            } catch {
+                                batch.broken = true
+                            }
+                        }
+                        throw error
                     }
+                    try db.cachedStatement(sql: "RELEASE SAVEPOINT job").execute()
                 } else {
                     // Alone in its transaction: a failure rolls the whole transaction back.
                     value = try body(db, batch)
@@ -230,6 +247,9 @@ final class WriteBatcher: Sendable {
                         if !shared, batch.failed {
                             try db.cachedStatement(sql: "ROLLBACK").execute()
                             return
+                        }
+                        if batch.broken {
+                            throw DatabaseError(message: "a failed write could not be undone; nothing of its batch was committed")
                         }
                         try batch.runPreCommit()
                         try db.cachedStatement(sql: "COMMIT").execute()
