@@ -442,7 +442,8 @@ public final class SnapshotStore: Sendable {
     /// The rules are checked at once against the records in memory, those being written
     /// included: a target that has a record is refused with `already_exists`, and
     /// `check` sees the snapshot's other mounts and throws to refuse (for example a
-    /// second writable mount). The target is then reserved, so that the checks of every
+    /// second writable mount); it runs while the in-memory index is locked, so it must
+    /// be quick. The target is then reserved, so that the checks of every
     /// later recording see this one, and the row is written on the writer's thread while
     /// the caller goes on preparing the mount. The row is inserted by one statement that
     /// copies the snapshot's id from its row only while the id, key and kind are those
