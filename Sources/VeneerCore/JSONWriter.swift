@@ -130,7 +130,7 @@ public struct JSONWriter: Sendable {
     }
 
     public static func prepared(_ info: SnapshotInfo, _ mounts: [Mount]) -> [UInt8] {
-        var writer = JSONWriter()
+        var writer = JSONWriter(capacity: 512 + estimatedSize(mounts))
         writer.raw("{\"mounts\":")
         writer.mounts(mounts)
         writer.raw(",\"snapshot\":")

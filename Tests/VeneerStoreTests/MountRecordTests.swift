@@ -10,20 +10,30 @@ import Glibc
 import Musl
 #endif
 
+private let bindMounts = [Mount(type: "bind", source: "/src", options: ["rw", "rbind"])]
+
+extension SnapshotStore {
+    /// Starts recording a mount that no rule of the caller's refuses.
+    fileprivate func recording(_ snapshot: SnapshotRecord, at target: String, readonly: Bool = false) throws(VeneerError)
+        -> PendingMountRecord
+    {
+        try recordMount(of: snapshot, target: target, readonly: readonly, mounts: bindMounts, at: t1) { _ throws(VeneerError) in }
+    }
+}
+
 @Suite("SnapshotStore mount records")
 struct MountRecordTests {
-    private let mounts = [Mount(type: "bind", source: "/src", options: ["rw", "rbind"])]
 
     @Test func aRecordIsKeptInMemoryAndInTheDatabaseAndATargetIsTakenOnce() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         let a = try await store.create("a")
-        let record = try store.recordMount(of: a, target: "/t1", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }.wait()
+        let record = try store.recording(a, at: "/t1").wait()
         #expect(record.key == "a")
         #expect(try await store.mounts() == [record])
 
         let again = #expect(throws: VeneerError.self) {
-            try store.recordMount(of: a, target: "/t1", readonly: true, mounts: mounts, at: t2) { _ throws(VeneerError) in }.wait()
+            try store.recording(a, at: "/t1", readonly: true).wait()
         }
         #expect(again?.code == .alreadyExists)
         #expect(again?.message.contains("\"a\"") == true)
@@ -45,7 +55,7 @@ struct MountRecordTests {
         DispatchQueue.concurrentPerform(iterations: 8) { i in
             let target = "/c\(i)"
             do throws(VeneerError) {
-                let recording = try store.recordMount(of: b, target: target, readonly: false, mounts: mounts, at: t1) {
+                let recording = try store.recordMount(of: b, target: target, readonly: false, mounts: bindMounts, at: t1) {
                     (siblings: [MountRecord]) throws(VeneerError) in
                     if !siblings.isEmpty { throw .failedPrecondition("already mounted at \(siblings.map(\.target))") }
                 }
@@ -75,16 +85,14 @@ struct MountRecordTests {
             usleep(300_000)
         } }
         await Task.detached { started.wait() }.value
-        let first = try store.recordMount(of: b, target: "/c1", readonly: false, mounts: mounts, at: t1) {
-            _ throws(VeneerError) in
-        }
+        let first = try store.recording(b, at: "/c1")
         let sameTarget = #expect(throws: VeneerError.self) {
-            try store.recordMount(of: b, target: "/c1", readonly: true, mounts: mounts, at: t1) { _ throws(VeneerError) in }
+            try store.recording(b, at: "/c1", readonly: true)
         }
         #expect(sameTarget?.code == .alreadyExists)
         var seen: [String] = []
         let second = #expect(throws: VeneerError.self) {
-            try store.recordMount(of: b, target: "/c2", readonly: false, mounts: mounts, at: t1) {
+            try store.recordMount(of: b, target: "/c2", readonly: false, mounts: bindMounts, at: t1) {
                 (siblings: [MountRecord]) throws(VeneerError) in
                 seen = siblings.map(\.target)
                 if !siblings.isEmpty { throw .failedPrecondition("already mounted") }
@@ -105,15 +113,11 @@ struct MountRecordTests {
         let store = try SnapshotStore(path: tmp.database)
         let doomed = try await store.create("doomed")
         _ = try await store.remove("doomed")
-        let pending = try store.recordMount(of: doomed, target: "/x", readonly: false, mounts: mounts, at: t1) {
-            _ throws(VeneerError) in
-        }
+        let pending = try store.recording(doomed, at: "/x")
         let error = #expect(throws: VeneerError.self) { try pending.wait() }
         #expect(error?.code == .notFound)
         let other = try await store.create("other")
-        let record = try store.recordMount(of: other, target: "/x", readonly: false, mounts: mounts, at: t1) {
-            _ throws(VeneerError) in
-        }.wait()
+        let record = try store.recording(other, at: "/x").wait()
         #expect(try await store.mounts() == [record])
     }
 
@@ -123,14 +127,14 @@ struct MountRecordTests {
         let gone = try await store.create("gone")
         _ = try await store.remove("gone")
         let missing = #expect(throws: VeneerError.self) {
-            try store.recordMount(of: gone, target: "/g", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }.wait()
+            try store.recording(gone, at: "/g").wait()
         }
         #expect(missing?.code == .notFound)
 
         // The same key made again is another snapshot.
         try await store.create("gone")
         let changed = #expect(throws: VeneerError.self) {
-            try store.recordMount(of: gone, target: "/g", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }.wait()
+            try store.recording(gone, at: "/g").wait()
         }
         #expect(changed?.code == .failedPrecondition)
 
@@ -138,7 +142,7 @@ struct MountRecordTests {
         let work = try await store.create("work")
         _ = try await store.commit(key: "work", name: "done", labels: [:], usage: Usage(size: 0, inodes: 1), at: t1, expectedID: work.id)
         let committed = #expect(throws: VeneerError.self) {
-            try store.recordMount(of: work, target: "/w", readonly: false, mounts: mounts, at: t1) { _ throws(VeneerError) in }.wait()
+            try store.recording(work, at: "/w").wait()
         }
         #expect(committed?.code == .notFound)
         #expect(try await store.mounts().isEmpty)
