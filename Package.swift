@@ -114,7 +114,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "VeneerCoreTests", dependencies: ["VeneerCore"], swiftSettings: strict),
-        .testTarget(name: "VeneerStoreTests", dependencies: ["VeneerStore", "VeneerCore"], swiftSettings: strict),
+        .testTarget(
+            name: "VeneerStoreTests",
+            dependencies: ["VeneerStore", "VeneerCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "VeneerOSTests", dependencies: ["VeneerOS"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",

@@ -140,17 +140,22 @@ public enum Mounter {
     /// disappears when it is released (or when the process ends).
     public static func prepare(_ spec: MountSpec, at target: String, readOnly: Bool = false) throws(SystemError) -> PreparedMount {
         let wantsReadOnly = readOnly || spec.options.contains("ro")
-        guard let overlay = OverlayParts(spec), !overlay.lowers.isEmpty,
-            chooseOverlayMethod(lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: overlay.extra) == .newMountAPI
-        else {
+        guard let overlay = OverlayParts(spec), !overlay.lowers.isEmpty else {
             return PreparedMount(target: target, detached: nil) { () throws(SystemError) in
                 try mount(spec, at: target, readOnly: readOnly)
             }
         }
-        let operation = "mount overlay at"
+        let method = chooseOverlayMethod(lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: overlay.extra)
+        guard method == .newMountAPI else {
+            return PreparedMount(target: target, detached: nil) { () throws(SystemError) in
+                try mountOverlay(
+                    lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extraOptions: overlay.extra,
+                    at: target, readOnly: wantsReadOnly, method: method)
+            }
+        }
         let detached = try detachedOverlay(
             lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: overlay.extra, target: target,
-            readOnly: wantsReadOnly, operation: operation
+            readOnly: wantsReadOnly, operation: "mount overlay at"
         ) { () -> String? in
             diagnoseLayers(lowers: overlay.lowers, upper: overlay.upper, work: overlay.work)
         }

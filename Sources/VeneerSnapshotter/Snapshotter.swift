@@ -356,11 +356,11 @@ public final class Snapshotter: Sendable {
     public func mount(key: String, target: String, readonly: Bool) async throws(VeneerError) -> LiveMount {
         try Rules.validateKey(key)
         let record = try await store.get(key)
-        let plan: Result<(mounts: [Mount], lowers: [String]), VeneerError>
-        if let record {
-            do { plan = .success(try self.plan(of: record)) } catch { plan = .failure(error) }
-        } else {
-            plan = .failure(Lifecycle.notFound(key))
+        // Planned here; a failure is reported after the target checks, which come first.
+        let planned = Result { () throws(VeneerError) -> (SnapshotRecord, [Mount], lowers: [String]) in
+            guard let record else { throw Lifecycle.notFound(key) }
+            let plan = try self.plan(of: record)
+            return (record, plan.mounts, plan.lowers)
         }
         let readonly = readonly || record?.kind == .view
         try claim(target)
@@ -373,8 +373,7 @@ public final class Snapshotter: Sendable {
             } catch {
                 throw .invalidArgument("\(error); choose an existing directory outside the state root")
             }
-            let (mounts, lowers) = try plan.get()
-            guard let record else { throw Lifecycle.notFound(key) }
+            let (record, mounts, lowers) = try planned.get()
             let recording = try store.recordMount(
                 of: record, target: target, readonly: readonly, mounts: mounts, at: Self.now()
             ) { siblings throws(VeneerError) in

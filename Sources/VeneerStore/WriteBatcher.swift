@@ -70,8 +70,9 @@ public final class WriteBatch {
 
 /// Group commit: write jobs that arrive while a transaction is running are queued and
 /// then run together in the next transaction, each in its own savepoint, so that many
-/// concurrent clients share one WAL fsync (and one fsync of each directory they touched).
-/// A job that fails rolls back its savepoint only; the others still commit.
+/// concurrent clients share one WAL fsync. A job that fails rolls back its savepoint
+/// only; the others still commit. If SQLite ends the transaction itself, or a savepoint
+/// cannot be rolled back, the whole batch fails and its remaining jobs do not run.
 ///
 /// A batch made only of jobs that do not need to survive a power loss (records of
 /// mounts, which a power loss removes anyway) commits without waiting for the disk:
@@ -124,12 +125,7 @@ final class WriteBatcher: Sendable {
     func submitBlocking<T: Sendable>(
         durable: Bool = true, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
     ) throws -> T {
-        let outcome = WriteOutcome<T>()
-        let job = Self.job(durable: durable, body) { outcome.set($0) }
-        if enqueue(job) {
-            drain()
-        }
-        return try outcome.wait()
+        try submit(durable: durable, drainingHere: true, body).wait()
     }
 
     /// Queues `body` for the next batch, run by the writer's own thread, and returns at
@@ -138,10 +134,16 @@ final class WriteBatcher: Sendable {
     func submitDetached<T: Sendable>(
         durable: Bool = true, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
     ) -> WriteOutcome<T> {
+        submit(durable: durable, drainingHere: false, body)
+    }
+
+    /// Queues `body`; when no batch is running, drains on this thread or on the writer's.
+    private func submit<T: Sendable>(
+        durable: Bool, drainingHere: Bool, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
+    ) -> WriteOutcome<T> {
         let outcome = WriteOutcome<T>()
-        let job = Self.job(durable: durable, body) { outcome.set($0) }
-        if enqueue(job) {
-            queue.async { self.drain() }
+        if enqueue(Self.job(durable: durable, body) { outcome.set($0) }) {
+            if drainingHere { drain() } else { queue.async { self.drain() } }
         }
         return outcome
     }
@@ -174,15 +176,15 @@ final class WriteBatcher: Sendable {
                     do {
                         value = try body(db, batch)
                     } catch {
-                        // SQLite may have rolled the whole transaction back already; if
-                        // the job's changes cannot be undone, no job of the batch commits.
-                        if db.isInsideTransaction {
-                            do {
-                                try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT job").execute()
-                                try db.cachedStatement(sql: "RELEASE SAVEPOINT job").execute()
-                            } catch {
-                                batch.broken = true
-                            }
+                        // SQLite may have ended the whole transaction itself (it does after
+                        // some errors); then, or if the job's changes cannot be undone,
+                        // nothing of the batch commits and no later job of it runs.
+                        do {
+                            guard db.isInsideTransaction else { throw DatabaseError(message: "the transaction ended") }
+                            try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT job").execute()
+                            try db.cachedStatement(sql: "RELEASE SAVEPOINT job").execute()
+                        } catch {
+                            batch.broken = true
                         }
                         throw error
                     }
@@ -241,7 +243,8 @@ final class WriteBatcher: Sendable {
                     try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
                     do {
                         let shared = jobs.count > 1
-                        for job in jobs {
+                        // Outside a transaction a job's changes would commit on their own.
+                        for job in jobs where !batch.broken {
                             completions.append(job.run(db, batch, shared))
                         }
                         if !shared, batch.failed {
@@ -271,7 +274,7 @@ final class WriteBatcher: Sendable {
             for completion in completions {
                 completion(failure)
             }
-            // Jobs the failed batch never got to (BEGIN itself failed) fail with it.
+            // Jobs the failed batch never got to (BEGIN failed, or the batch broke) fail with it.
             if let failure {
                 for job in jobs.dropFirst(completions.count) {
                     job.abandon(failure)

@@ -1,0 +1,122 @@
+import Dispatch
+import GRDB
+import Synchronization
+import Testing
+@testable import VeneerStore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+@Suite("WriteBatcher")
+struct WriteBatcherTests {
+    /// A batcher on a fresh database with one table of names.
+    private func batcher(_ tmp: TemporaryDirectory) throws -> WriteBatcher {
+        let pool = try DatabasePool(path: tmp.database)
+        try pool.write { db in try db.execute(sql: "CREATE TABLE names (name TEXT PRIMARY KEY)") }
+        return WriteBatcher(pool: pool)
+    }
+
+    private func names(_ tmp: TemporaryDirectory) throws -> Set<String> {
+        Set(try DatabaseQueue(path: tmp.database).read { db in try String.fetchAll(db, sql: "SELECT name FROM names") })
+    }
+
+    /// Queues `jobs` behind a job that holds the writer, so that they run as one batch.
+    private func asOneBatch(
+        _ batcher: WriteBatcher, _ jobs: [@Sendable (Database, WriteBatch) throws -> String]
+    ) -> [Result<String, any Error>] {
+        let holding = DispatchSemaphore(value: 0)
+        let hold = batcher.submitDetached { _, _ -> String in
+            holding.signal()
+            usleep(100_000)
+            return "hold"
+        }
+        holding.wait()
+        let outcomes = jobs.map { batcher.submitDetached($0) }
+        _ = try? hold.wait()
+        return outcomes.map { outcome in Result { try outcome.wait() } }
+    }
+
+    @Test func aJobThatEndsTheTransactionFailsItsWholeBatchAndNothingCommits() throws {
+        let tmp = try TemporaryDirectory()
+        let batcher = try batcher(tmp)
+        struct Refused: Error {}
+        let results = asOneBatch(batcher, [
+            { db, _ in
+                try db.execute(sql: "INSERT INTO names VALUES ('a')")
+                return "a"
+            },
+            { db, _ in
+                // What SQLite does by itself after some errors (a full disk, I/O errors).
+                try db.execute(sql: "ROLLBACK")
+                throw Refused()
+            },
+            { db, _ in
+                try db.execute(sql: "INSERT INTO names VALUES ('c')")
+                return "c"
+            },
+        ])
+        // Whatever each job is told, the database agrees with it.
+        let stored = try names(tmp)
+        for (name, result) in zip(["a", "b", "c"], results) {
+            if case .success = result {
+                #expect(stored.contains(name), "\(name) reported written but is not stored")
+            } else {
+                #expect(!stored.contains(name), "\(name) reported failed but is stored")
+            }
+        }
+        #expect(results.allSatisfy { if case .failure = $0 { true } else { false } })
+        // The batcher still works.
+        #expect(try batcher.submitBlocking { db, _ -> String in
+            try db.execute(sql: "INSERT INTO names VALUES ('d')")
+            return "d"
+        } == "d")
+        #expect(try names(tmp) == ["d"])
+    }
+
+    @Test func aFailedJobInASharedBatchRollsBackToItsSavepointOnly() throws {
+        let tmp = try TemporaryDirectory()
+        let batcher = try batcher(tmp)
+        struct Refused: Error {}
+        let results = asOneBatch(batcher, [
+            { db, _ in
+                try db.execute(sql: "INSERT INTO names VALUES ('a')")
+                return "a"
+            },
+            { db, _ in
+                try db.execute(sql: "INSERT INTO names VALUES ('b')")
+                throw Refused()
+            },
+            { db, _ in
+                try db.execute(sql: "INSERT INTO names VALUES ('c')")
+                return "c"
+            },
+        ])
+        #expect(try names(tmp) == ["a", "c"])
+        #expect(results.map { (try? $0.get()) ?? "failed" } == ["a", "failed", "c"])
+    }
+
+    @Test func jobsOfABatchWhoseTransactionCannotBeginFailInsteadOfWaiting() throws {
+        let tmp = try TemporaryDirectory()
+        let batcher = try batcher(tmp)
+        // Another connection holds the write lock; this pool does not wait for it.
+        let other = try DatabaseQueue(path: tmp.database)
+        try other.writeWithoutTransaction { db in
+            try db.execute(sql: "BEGIN IMMEDIATE")
+            #expect(throws: DatabaseError.self) {
+                try batcher.submitBlocking { db, _ -> String in
+                    try db.execute(sql: "INSERT INTO names VALUES ('a')")
+                    return "a"
+                }
+            }
+            try db.execute(sql: "ROLLBACK")
+        }
+        #expect(try batcher.submitBlocking { db, _ -> String in
+            try db.execute(sql: "INSERT INTO names VALUES ('b')")
+            return "b"
+        } == "b")
+        #expect(try names(tmp) == ["b"])
+    }
+}
