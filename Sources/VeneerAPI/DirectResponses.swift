@@ -5,14 +5,17 @@ import NIOHTTPTypes
 import VeneerCore
 import VeneerSnapshotter
 
-/// The hottest read of the API, answered from memory on the connection's event loop
-/// instead of going through the router and an async task per request: a successful
-/// `GET /v1/snapshots/{key}`.
+/// The API's two hottest requests, answered on the connection's event loop instead of
+/// going through Hummingbird's connection loop, router and middleware:
 ///
-/// Only the success is answered here. Any other form of the request (a query string, an
-/// undecodable or invalid key, a missing snapshot, extra path segments) goes to the
-/// router, so every route keeps one definition of its errors and the router stays the
-/// contract's reference.
+/// - a successful `GET /v1/snapshots/{key}`, answered from memory. Only the success is
+///   answered here. Any other form of the request (a query string, an undecodable or
+///   invalid key, a missing snapshot, extra path segments) goes to the router, so every
+///   route keeps one definition of its errors and the router stays the contract's
+///   reference.
+/// - `POST /v1/mounts` without a query string, whose whole latency a container runtime
+///   waits for. It is decoded and carried out by the same code as the router's route
+///   (``MountRoute``), and its errors get the same status and body.
 public struct DirectRoutes: Sendable {
     let snapshotter: Snapshotter
 
@@ -36,18 +39,45 @@ public struct DirectRoutes: Sendable {
         else { return nil }
         return JSONWriter.info(info)
     }
+
+    /// Whether `request` is a mount this handler carries out itself. A client that
+    /// waits for `100 Continue` goes to the router, which knows that dance.
+    public func takesMount(_ request: HTTPRequest) -> Bool {
+        request.method == .post && request.path == "/v1/mounts" && request.headerFields[.expect] == nil
+    }
+
+    /// Carries out a mount request whose body was read, with the router's checks:
+    /// the status and body of the answer.
+    public func mount(contentType: String?, body: [UInt8], logger: Logger) async -> (HTTPResponse.Status, [UInt8]) {
+        do {
+            let request = try RequestDecoding.decode(
+                MountRequest.self, contentType: contentType, bytes: body, what: MountRoute.what)
+            return (.created, try await MountRoute.mount(request, snapshotter: snapshotter))
+        } catch {
+            if error.code == .internal {
+                logger.error("internal error", metadata: ["error": "\(error.message)"])
+            }
+            return (error.code.httpStatus, JSON.errorBody(error))
+        }
+    }
 }
 
 /// A channel handler, placed between the HTTP/1.1 codec and Hummingbird's connection
-/// loop, that writes the answers of ``DirectRoutes`` itself and passes every other
+/// loop, that answers the requests of ``DirectRoutes`` itself and passes every other
 /// request on.
 ///
-/// Order of responses on a keep-alive connection is kept: a request is answered here
-/// only while no request passed on is still waiting for its response; after that,
-/// every request goes to the router, which answers them in order. A quiesce (graceful
-/// shutdown) that arrives while a request answered here is still being read waits for
-/// its response, as Hummingbird's own handler does. At debug level every request goes
-/// to the router, which logs each one with its request ID.
+/// Order of responses on a keep-alive connection is kept:
+/// - a request is answered here only while no request passed on is still waiting for
+///   its response; after that, every request goes to the router, which answers them in
+///   order;
+/// - while a mount runs, the requests that arrive behind it are held, and reading from
+///   the socket pauses; they are handled in order once its answer is written.
+///
+/// A quiesce (graceful shutdown) that arrives while a request answered here is being
+/// read or carried out waits for its response, as Hummingbird's own handler does. At
+/// debug level every request goes to the router, which logs each one with its request
+/// ID; so do requests with a `Connection` header, which the router's connection
+/// handling must see.
 public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPRequestPart
     public typealias InboundOut = HTTPRequestPart
@@ -58,6 +88,10 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
         case idle
         /// The head was read and answered here; the body (ignored) and end are to come.
         case answering(body: [UInt8])
+        /// The head of a mount request was read; its body is being read.
+        case readingMount(head: HTTPRequest, body: [UInt8])
+        /// A mount request was read whole and is being carried out.
+        case mounting
         /// The request was passed on.
         case passing
     }
@@ -69,6 +103,10 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
     /// Requests passed on whose response has not ended yet.
     private var awaitingResponse = 0
     private var quiescePending = false
+    /// Parts of requests that arrived while a mount was carried out.
+    private var held = CircularBuffer<HTTPRequestPart>()
+    /// A read from the socket was asked for while a mount was carried out.
+    private var readPending = false
 
     public init(routes: DirectRoutes, serverName: String?, logger: Logger) {
         self.routes = routes
@@ -78,32 +116,121 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        if case .mounting = state {
+            held.append(part)
+            return
+        }
+        handle(part, context: context)
+    }
+
+    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch (part, state) {
         case (.head(let head), _):
-            if awaitingResponse == 0, logger.logLevel > .debug, head.headerFields[.connection] == nil,
-                let body = routes.answer(head)
-            {
+            guard awaitingResponse == 0, logger.logLevel > .debug, head.headerFields[.connection] == nil else {
+                pass(part, context: context)
+                return
+            }
+            if let body = routes.answer(head) {
                 state = .answering(body: body)
+            } else if routes.takesMount(head) {
+                state = .readingMount(head: head, body: [])
             } else {
-                state = .passing
-                awaitingResponse += 1
-                context.fireChannelRead(data)
+                pass(part, context: context)
             }
         case (.body, .answering):
             // The router ignores the body of a GET as well.
             break
+        case (.body(let chunk), .readingMount(let head, var body)):
+            state = .idle
+            guard body.count + chunk.readableBytes <= maxRequestBodyBytes else {
+                // Too large: the router refuses it, with the status and body it gives.
+                pass(.head(head), context: context)
+                if !body.isEmpty { context.fireChannelRead(wrapInboundOut(.body(ByteBuffer(bytes: body)))) }
+                context.fireChannelRead(wrapInboundOut(part))
+                return
+            }
+            body.append(contentsOf: chunk.readableBytesView)
+            state = .readingMount(head: head, body: body)
         case (.end, .answering(let body)):
             state = .idle
-            writeAnswer(body, context: context)
-            if quiescePending {
-                quiescePending = false
-                context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-            }
+            write(status: .ok, body: body, context: context)
+            deliverPendingQuiesce(context: context)
+        case (.end, .readingMount(let head, let body)):
+            state = .mounting
+            startMount(contentType: head.headerFields[.contentType], body: body, context: context)
         case (.end, _):
             state = .idle
-            context.fireChannelRead(data)
+            context.fireChannelRead(wrapInboundOut(part))
         default:
-            context.fireChannelRead(data)
+            context.fireChannelRead(wrapInboundOut(part))
+        }
+    }
+
+    private func pass(_ head: HTTPRequestPart, context: ChannelHandlerContext) {
+        state = .passing
+        awaitingResponse += 1
+        context.fireChannelRead(wrapInboundOut(head))
+    }
+
+    /// Runs the mount in a task on this connection's event loop: it leaves the loop only
+    /// for the blocking work, and its answer is written from the loop.
+    private func startMount(contentType: String?, body: [UInt8], context: ChannelHandlerContext) {
+        let eventLoop = context.eventLoop
+        let handler = NIOLoopBound((self, context), eventLoop: eventLoop)
+        let routes = self.routes
+        let logger = self.logger
+        Task(executorPreference: EventLoopTaskExecutor(eventLoop)) {
+            let (status, answer) = await routes.mount(contentType: contentType, body: body, logger: logger)
+            if eventLoop.inEventLoop {
+                handler.value.0.finishMount(status: status, body: answer, context: handler.value.1)
+            } else {
+                eventLoop.execute { handler.value.0.finishMount(status: status, body: answer, context: handler.value.1) }
+            }
+        }
+    }
+
+    private func finishMount(status: HTTPResponse.Status, body: [UInt8], context: ChannelHandlerContext) {
+        state = .idle
+        write(status: status, body: body, context: context)
+        if quiescePending {
+            // The connection closes after this answer; what arrived behind it is dropped,
+            // as requests still unread are.
+            held.removeAll()
+            deliverPendingQuiesce(context: context)
+            return
+        }
+        let hadHeld = !held.isEmpty
+        while !isMounting, let part = held.popFirst() {
+            handle(part, context: context)
+        }
+        // Hummingbird's connection loop takes what it was given at the end of a read;
+        // parts handed on here, outside one, need that signal too.
+        if hadHeld {
+            context.fireChannelReadComplete()
+        }
+        if !isMounting, readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    private var isMounting: Bool {
+        if case .mounting = state { return true }
+        return false
+    }
+
+    private func deliverPendingQuiesce(context: ChannelHandlerContext) {
+        if quiescePending {
+            quiescePending = false
+            context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if isMounting {
+            readPending = true
+        } else {
+            context.read()
         }
     }
 
@@ -115,20 +242,41 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent, case .answering = state {
-            quiescePending = true
-            return
+        if event is ChannelShouldQuiesceEvent {
+            switch state {
+            case .answering, .readingMount, .mounting:
+                quiescePending = true
+                return
+            case .idle, .passing:
+                break
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func writeAnswer(_ body: [UInt8], context: ChannelHandlerContext) {
+    private func write(status: HTTPResponse.Status, body: [UInt8], context: ChannelHandlerContext) {
         var fields: HTTPFields = [.contentType: "application/json", .contentLength: String(body.count)]
         if let serverName { fields[.server] = serverName }
         var buffer = context.channel.allocator.buffer(capacity: body.count)
         buffer.writeBytes(body)
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: fields))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
         context.write(wrapOutboundOut(.body(buffer)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+/// Runs a task's jobs on one NIO event loop.
+public final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    public init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute {
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
     }
 }

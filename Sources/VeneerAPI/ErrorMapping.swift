@@ -45,12 +45,16 @@ enum JSON {
     }
 
     static func error(_ error: VeneerError) -> Response {
-        let body = ErrorResponse(code: error.code.rawValue, message: error.message)
+        response(bytes: errorBody(error), status: error.code.httpStatus)
+    }
+
+    /// The `{"error": {"code", "message"}}` body of `error`, newline-terminated.
+    static func errorBody(_ error: VeneerError) -> [UInt8] {
         // Encoding two strings cannot fail; fall back to a fixed body all the same.
-        if let response = try? response(body, status: error.code.httpStatus) {
-            return response
+        guard let data = try? encoder.encode(ErrorResponse(code: error.code.rawValue, message: error.message)) else {
+            return Array(#"{"error":{"code":"internal","message":"cannot encode an error"}}"#.utf8) + [UInt8(ascii: "\n")]
         }
-        return Response(status: .internalServerError)
+        return Array(data) + [UInt8(ascii: "\n")]
     }
 }
 

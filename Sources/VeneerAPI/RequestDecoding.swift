@@ -10,26 +10,28 @@ enum RequestDecoding {
     /// Reads and decodes a JSON body. Bodies over 1 MiB, other media types, malformed
     /// JSON, wrong types and unknown fields are rejected with a 4xx error.
     static func body<T: Decodable>(_ type: T.Type, from request: Request, what: String) async throws -> T {
-        if let contentType = request.headers[.contentType] {
-            let mediaType = contentType.split(separator: ";").first.map {
-                $0.trimmingCharacters(in: .whitespaces).lowercased()
-            }
-            if mediaType != "application/json" {
-                throw VeneerError(
-                    .unsupportedMediaType,
-                    "\(what) must be JSON, not \(contentType); send Content-Type: application/json")
-            }
-        }
+        // The media type is checked before the body is read.
+        try checkMediaType(request.headers[.contentType], what: what)
         var request = request
         let buffer = try await request.collectBody(upTo: maxRequestBodyBytes)
-        if buffer.readableBytes == 0 {
+        return try decode(
+            type, contentType: request.headers[.contentType],
+            bytes: buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? [], what: what)
+    }
+
+    /// Decodes a JSON body already read (at most ``maxRequestBodyBytes``), with the
+    /// checks and errors of ``body(_:from:what:)``.
+    static func decode<T: Decodable>(
+        _ type: T.Type, contentType: String?, bytes: [UInt8], what: String
+    ) throws(VeneerError) -> T {
+        try checkMediaType(contentType, what: what)
+        if bytes.isEmpty {
             throw VeneerError.invalidArgument("\(what) needs a JSON body")
         }
-        if request.headers[.contentType] == nil {
+        if contentType == nil {
             throw VeneerError(
                 .unsupportedMediaType, "\(what) has no Content-Type; send Content-Type: application/json")
         }
-        let bytes = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
         do {
             try StrictJSON.validate(bytes)
         } catch {
@@ -43,6 +45,18 @@ enum RequestDecoding {
             throw VeneerError.invalidArgument("\(what) is not valid: \(describe(error))")
         } catch {
             throw VeneerError.invalidArgument("\(what) is not valid JSON: \(error)")
+        }
+    }
+
+    /// A body, when it says what it is, must say JSON.
+    private static func checkMediaType(_ contentType: String?, what: String) throws(VeneerError) {
+        guard let contentType else { return }
+        let mediaType = contentType.split(separator: ";").first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }
+        if mediaType != "application/json" {
+            throw VeneerError(
+                .unsupportedMediaType, "\(what) must be JSON, not \(contentType); send Content-Type: application/json")
         }
     }
 

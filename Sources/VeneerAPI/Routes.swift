@@ -103,10 +103,9 @@ public enum API {
         }
 
         router.post("v1/mounts") { request, _ -> Response in
-            let body = try await RequestDecoding.body(MountRequest.self, from: request, what: "the mount request")
+            let body = try await RequestDecoding.body(MountRequest.self, from: request, what: MountRoute.what)
             _ = try RequestDecoding.query(request, allowed: [])
-            let live = try await snapshotter.mount(key: body.key, target: body.target, readonly: body.readonly ?? false)
-            return JSON.response(bytes: JSONWriter.liveMount(live), status: .created)
+            return JSON.response(bytes: try await MountRoute.mount(body, snapshotter: snapshotter), status: .created)
         }
 
         router.get("v1/mounts") { request, _ -> Response in
@@ -172,5 +171,17 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
                 "status": "\(response.status.code)", "duration_us": "\(micros)",
             ])
         return response
+    }
+}
+
+/// `POST /v1/mounts` once its body is decoded. The router and ``DirectResponseHandler``
+/// both answer it through here.
+enum MountRoute {
+    static let what = "the mount request"
+
+    /// Mounts and returns the body of the `201 Created` answer.
+    static func mount(_ request: MountRequest, snapshotter: Snapshotter) async throws(VeneerError) -> [UInt8] {
+        JSONWriter.liveMount(
+            try await snapshotter.mount(key: request.key, target: request.target, readonly: request.readonly ?? false))
     }
 }

@@ -38,6 +38,9 @@ struct VeneerBench: ParsableCommand {
     @Option(help: "Mounts per depth in the mounts phase.")
     var mountRuns: Int = 40
 
+    @Option(help: "Chain depths of the mounts phase, comma-separated (1 to 500).")
+    var depths: String = "1,128,500"
+
     func run() throws {
         var daemon: Process?
         var root: String?
@@ -93,7 +96,7 @@ struct VeneerBench: ParsableCommand {
         let c = try HTTPConnection(socket: socket)
         let target = scratch + "/mnt"
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        let depths = [1, 128, 500]
+        let depths = try depthList()
         var parent: String?
         for layer in 1...(depths.max() ?? 1) {
             let key = "mnt-\(runTag)-\(layer)-active"
@@ -153,6 +156,14 @@ struct VeneerBench: ParsableCommand {
                 depth, apiP50 * 1000, percentile(api, 0.99) * 1000, fitsOneCall ? "mount(2)" : "fsconfig",
                 rawP50 * 1000, percentile(raw, 0.99) * 1000, apiP50 / rawP50))
         }
+    }
+
+    private func depthList() throws -> [Int] {
+        let list = depths.split(separator: ",").compactMap { Int($0.trimmingSpaces) }
+        guard !list.isEmpty, list.count == depths.split(separator: ",").count, list.allSatisfy({ (1...500).contains($0) }) else {
+            throw ValidationError("--depths must list depths from 1 to 500, comma-separated, e.g. 1,128,500")
+        }
+        return list
     }
 
     private func percentile(_ values: [Double], _ p: Double) -> Double {
