@@ -1,3 +1,4 @@
+import Dispatch
 import HTTPTypes
 import Logging
 import NIOCore
@@ -46,13 +47,13 @@ public struct DirectRoutes: Sendable {
         request.method == .post && request.path == "/v1/mounts" && request.headerFields[.expect] == nil
     }
 
-    /// Carries out a mount request whose body was read, with the router's checks:
-    /// the status and body of the answer.
-    public func mount(contentType: String?, body: [UInt8], logger: Logger) async -> (HTTPResponse.Status, [UInt8]) {
+    /// Carries out a mount request whose body was read, with the router's checks, on
+    /// the calling thread, which it blocks: the status and body of the answer.
+    public func mount(contentType: String?, body: [UInt8], logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
         do {
             let request = try RequestDecoding.decode(
                 MountRequest.self, contentType: contentType, bytes: body, what: MountRoute.what)
-            return (.created, try await MountRoute.mount(request, snapshotter: snapshotter))
+            return (.created, try MountRoute.mountBlocking(request, snapshotter: snapshotter))
         } catch {
             if error.code == .internal {
                 logger.error("internal error", metadata: ["error": "\(error.message)"])
@@ -172,20 +173,16 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
         context.fireChannelRead(wrapInboundOut(head))
     }
 
-    /// Runs the mount in a task on this connection's event loop: it leaves the loop only
-    /// for the blocking work, and its answer is written from the loop.
+    /// Runs the mount on a thread that may block, as the router's route does, and
+    /// writes its answer from the event loop.
     private func startMount(contentType: String?, body: [UInt8], context: ChannelHandlerContext) {
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound((self, context), eventLoop: eventLoop)
         let routes = self.routes
         let logger = self.logger
-        Task(executorPreference: EventLoopTaskExecutor(eventLoop)) {
-            let (status, answer) = await routes.mount(contentType: contentType, body: body, logger: logger)
-            if eventLoop.inEventLoop {
-                handler.value.0.finishMount(status: status, body: answer, context: handler.value.1)
-            } else {
-                eventLoop.execute { handler.value.0.finishMount(status: status, body: answer, context: handler.value.1) }
-            }
+        DispatchQueue.global(qos: .userInitiated).async {
+            let (status, answer) = routes.mount(contentType: contentType, body: body, logger: logger)
+            eventLoop.execute { handler.value.0.finishMount(status: status, body: answer, context: handler.value.1) }
         }
     }
 
@@ -262,21 +259,5 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
         context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
         context.write(wrapOutboundOut(.body(buffer)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-    }
-}
-
-/// Runs a task's jobs on one NIO event loop.
-public final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
-
-    public init(_ eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
-
-    public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        eventLoop.execute {
-            job.runSynchronously(on: self.asUnownedTaskExecutor())
-        }
     }
 }

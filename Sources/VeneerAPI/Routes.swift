@@ -184,4 +184,10 @@ enum MountRoute {
         JSONWriter.liveMount(
             try await snapshotter.mount(key: request.key, target: request.target, readonly: request.readonly ?? false))
     }
+
+    /// ``mount(_:snapshotter:)`` on the calling thread, which it blocks.
+    static func mountBlocking(_ request: MountRequest, snapshotter: Snapshotter) throws(VeneerError) -> [UInt8] {
+        JSONWriter.liveMount(
+            try snapshotter.mountBlocking(key: request.key, target: request.target, readonly: request.readonly ?? false))
+    }
 }

@@ -6,7 +6,6 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
-import VeneerAPI
 
 /// Serves a Hummingbird responder over HTTP/1.1 on a stream socket that is already
 /// bound and listening: the one systemd passes with socket activation, or one the
@@ -172,5 +171,21 @@ final class Connections: Sendable {
 
     private static func quiesce(_ channel: any Channel) {
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+    }
+}
+
+/// Runs a task's jobs on one NIO event loop.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute {
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
     }
 }

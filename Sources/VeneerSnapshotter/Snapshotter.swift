@@ -354,8 +354,17 @@ public final class Snapshotter: Sendable {
     /// on one thread that may block; the record is written by the store's writer
     /// meanwhile.
     public func mount(key: String, target: String, readonly: Bool) async throws(VeneerError) -> LiveMount {
+        try await blockingOperation { () throws(VeneerError) -> LiveMount in
+            try self.mountBlocking(key: key, target: target, readonly: readonly)
+        }
+    }
+
+    /// ``mount(key:target:readonly:)`` on the calling thread, which it blocks in system
+    /// calls and while the record is written: for callers that are on neither an event
+    /// loop nor the cooperative pool.
+    public func mountBlocking(key: String, target: String, readonly: Bool) throws(VeneerError) -> LiveMount {
         try Rules.validateKey(key)
-        let record = try await store.get(key)
+        let record = store.record(key)
         // Planned here; a failure is reported after the target checks, which come first.
         let planned = Result { () throws(VeneerError) -> (SnapshotRecord, [Mount], lowers: [String]) in
             guard let record else { throw Lifecycle.notFound(key) }
@@ -365,52 +374,47 @@ public final class Snapshotter: Sendable {
         let readonly = readonly || record?.kind == .view
         try claim(target)
         defer { release(target) }
-        let store = self.store
-        let root = layout.root
-        let live = try await blockingOperation { () throws(VeneerError) -> MountRecord in
+        do {
+            try PathSafety.validateMountTarget(target, root: layout.root)
+        } catch {
+            throw .invalidArgument("\(error); choose an existing directory outside the state root")
+        }
+        let (snapshot, mounts, lowers) = try planned.get()
+        let recording = try store.recordMount(
+            of: snapshot, target: target, readonly: readonly, mounts: mounts, at: Self.now()
+        ) { siblings throws(VeneerError) in
+            if snapshot.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
+                let targets = siblings.map(\.target).sorted().joined(separator: ", ")
+                throw .failedPrecondition(
+                    "active snapshot \(quoted(key)) is already mounted at \(targets); an active snapshot can be mounted at several targets only when every mount is read-only")
+            }
+        }
+        // While the record is written, the mounts are prepared as far as they can be
+        // without showing anywhere (an overlay through the new mount API: its layers
+        // and super block). They are attached only once the record is committed.
+        var prepared: [PreparedMount] = []
+        var failure: (any Error)?
+        for mount in mounts where failure == nil {
             do {
-                try PathSafety.validateMountTarget(target, root: root)
+                // An overlay's layers are handed over as planned, not parsed back out
+                // of its lowerdir option.
+                prepared.append(
+                    try Mounter.prepare(
+                        MountSpec(
+                            type: mount.type, source: mount.source, options: mount.options,
+                            lowerDirectories: mount.type == "overlay" ? lowers : nil),
+                        at: target, readOnly: readonly))
             } catch {
-                throw .invalidArgument("\(error); choose an existing directory outside the state root")
+                failure = error
             }
-            let (record, mounts, lowers) = try planned.get()
-            let recording = try store.recordMount(
-                of: record, target: target, readonly: readonly, mounts: mounts, at: Self.now()
-            ) { siblings throws(VeneerError) in
-                if record.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
-                    let targets = siblings.map(\.target).sorted().joined(separator: ", ")
-                    throw .failedPrecondition(
-                        "active snapshot \(quoted(key)) is already mounted at \(targets); an active snapshot can be mounted at several targets only when every mount is read-only")
-                }
-            }
-            // While the record is written, the mounts are prepared as far as they can be
-            // without showing anywhere (an overlay through the new mount API: its layers
-            // and super block). They are attached only once the record is committed.
-            var prepared: [PreparedMount] = []
-            var failure: (any Error)?
-            for mount in mounts where failure == nil {
-                do {
-                    // An overlay's layers are handed over as planned, not parsed back out
-                    // of its lowerdir option.
-                    prepared.append(
-                        try Mounter.prepare(
-                            MountSpec(
-                                type: mount.type, source: mount.source, options: mount.options,
-                                lowerDirectories: mount.type == "overlay" ? lowers : nil),
-                            at: target, readOnly: readonly))
-                } catch {
-                    failure = error
-                }
-            }
-            let live = try recording.wait()
-            do {
-                if let failure { throw failure }
-                for mount in prepared { try mount.attach() }
-            } catch {
-                _ = try? store.removeMounts([target])
-                throw Self.mountFailure(error, key: key, target: target)
-            }
-            return live
+        }
+        let live = try recording.wait()
+        do {
+            if let failure { throw failure }
+            for mount in prepared { try mount.attach() }
+        } catch {
+            _ = try? store.removeMounts([target])
+            throw Self.mountFailure(error, key: key, target: target)
         }
         logger.info("mounted snapshot", metadata: ["snapshot.key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
         return live.live
