@@ -32,13 +32,14 @@ enum RequestDecoding {
             throw VeneerError(
                 .unsupportedMediaType, "\(what) has no Content-Type; send Content-Type: application/json")
         }
+        let value: JSONValue
         do {
-            try StrictJSON.validate(bytes)
+            value = try StrictJSON.parse(bytes)
         } catch {
             throw VeneerError.invalidArgument("\(what) is not valid: \(error.message)")
         }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(bytes))
+            return try StrictJSON.decode(T.self, from: value)
         } catch let error as VeneerError {
             throw error
         } catch let error as DecodingError {

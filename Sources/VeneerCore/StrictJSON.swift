@@ -5,16 +5,29 @@ public enum StrictJSON {
     public static let maxDepth = 64
 
     public static func validate(_ bytes: [UInt8]) throws(VeneerError) {
+        _ = try parse(bytes)
+    }
+
+    /// Parses JSON text with the checks of ``validate(_:)``.
+    public static func parse(_ bytes: [UInt8]) throws(VeneerError) -> JSONValue {
         var parser = Parser(bytes: bytes)
         parser.skipSpace()
-        try parser.value(depth: 0)
+        let value = try parser.value(depth: 0)
         parser.skipSpace()
         if parser.index != bytes.count {
             throw parser.error("unexpected text after the JSON value")
         }
-        guard String(validating: bytes, as: UTF8.self) != nil else {
+        if parser.invalidUTF8 {
             throw VeneerError.invalidArgument("the body is not valid UTF-8")
         }
+        return value
+    }
+
+    /// Decodes `type` from a parsed value. A value that does not fit `type` throws
+    /// `DecodingError`, as Foundation's `JSONDecoder` does; errors that `type` throws
+    /// itself pass through. Integers must be written without a fraction or exponent.
+    public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
+        try T(from: JSONValueDecoder(value: value, codingPath: []))
     }
 
     /// Reads a JSON object whose values are all strings (`{"k":"v",…}`, the form in
@@ -58,6 +71,8 @@ public enum StrictJSON {
     private struct Parser {
         let bytes: [UInt8]
         var index = 0
+        /// A string held bytes that are not UTF-8 (reported once the syntax is checked).
+        var invalidUTF8 = false
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -78,27 +93,44 @@ public enum StrictJSON {
             }
         }
 
-        mutating func value(depth: Int) throws(VeneerError) {
+        mutating func value(depth: Int) throws(VeneerError) -> JSONValue {
             guard depth < StrictJSON.maxDepth else { throw error("nested deeper than \(StrictJSON.maxDepth) levels") }
             guard let c = current else { throw error("expected a value, found the end") }
             switch c {
-            case UInt8(ascii: "{"): try object(depth: depth)
-            case UInt8(ascii: "["): try array(depth: depth)
-            case UInt8(ascii: "\""): _ = try string()
-            case UInt8(ascii: "t"): try expect("true")
-            case UInt8(ascii: "f"): try expect("false")
-            case UInt8(ascii: "n"): try expect("null")
-            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try number()
+            case UInt8(ascii: "{"): return try object(depth: depth)
+            case UInt8(ascii: "["): return try array(depth: depth)
+            case UInt8(ascii: "\""): return .string(swiftString(try string()))
+            case UInt8(ascii: "t"):
+                try expect("true")
+                return .bool(true)
+            case UInt8(ascii: "f"):
+                try expect("false")
+                return .bool(false)
+            case UInt8(ascii: "n"):
+                try expect("null")
+                return .null
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let start = index
+                try number()
+                return .number(String(decoding: bytes[start..<index], as: UTF8.self))
             default: throw error("unexpected character")
             }
         }
 
-        mutating func object(depth: Int) throws(VeneerError) {
+        /// Decoded string bytes as a Swift string; bytes that are not UTF-8 are noted.
+        mutating func swiftString(_ bytes: [UInt8]) -> String {
+            if let text = String(validating: bytes, as: UTF8.self) { return text }
+            invalidUTF8 = true
+            return String(decoding: bytes, as: UTF8.self)
+        }
+
+        mutating func object(depth: Int) throws(VeneerError) -> JSONValue {
             index += 1
             skipSpace()
+            var object = JSONValue.Object()
             if current == UInt8(ascii: "}") {
                 index += 1
-                return
+                return .object(object)
             }
             var names = Set<[UInt8]>()
             while true {
@@ -113,7 +145,9 @@ public enum StrictJSON {
                 guard current == UInt8(ascii: ":") else { throw error("expected ':' after a field name") }
                 index += 1
                 skipSpace()
-                try value(depth: depth + 1)
+                let key = swiftString(name)
+                object.keys.append(key)
+                object.values[key] = try value(depth: depth + 1)
                 skipSpace()
                 if current == UInt8(ascii: ",") {
                     index += 1
@@ -121,20 +155,21 @@ public enum StrictJSON {
                 }
                 guard current == UInt8(ascii: "}") else { throw error("expected ',' or '}'") }
                 index += 1
-                return
+                return .object(object)
             }
         }
 
-        mutating func array(depth: Int) throws(VeneerError) {
+        mutating func array(depth: Int) throws(VeneerError) -> JSONValue {
             index += 1
             skipSpace()
+            var elements: [JSONValue] = []
             if current == UInt8(ascii: "]") {
                 index += 1
-                return
+                return .array(elements)
             }
             while true {
                 skipSpace()
-                try value(depth: depth + 1)
+                elements.append(try value(depth: depth + 1))
                 skipSpace()
                 if current == UInt8(ascii: ",") {
                     index += 1
@@ -142,7 +177,7 @@ public enum StrictJSON {
                 }
                 guard current == UInt8(ascii: "]") else { throw error("expected ',' or ']'") }
                 index += 1
-                return
+                return .array(elements)
             }
         }
 
