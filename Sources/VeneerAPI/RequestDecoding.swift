@@ -52,10 +52,18 @@ enum RequestDecoding {
     /// A body, when it says what it is, must say JSON.
     private static func checkMediaType(_ contentType: String?, what: String) throws(VeneerError) {
         guard let contentType else { return }
-        let mediaType = contentType.split(separator: ";").first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
-        }
-        if mediaType != "application/json" {
+        // The media type before any parameter, without the spaces around it; its case
+        // does not matter.
+        let mediaType = contentType.utf8.prefix { $0 != UInt8(ascii: ";") }
+            .drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            .reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.reversed()
+        let json = "application/json".utf8
+        let isJSON = mediaType.count == json.count
+            && zip(mediaType, json).allSatisfy { pair in
+                let (byte, expected) = pair
+                return byte == expected || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte + 32 == expected)
+            }
+        if !isJSON {
             throw VeneerError(
                 .unsupportedMediaType, "\(what) must be JSON, not \(contentType); send Content-Type: application/json")
         }

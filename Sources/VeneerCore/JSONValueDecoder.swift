@@ -130,6 +130,27 @@ struct JSONValueDecoder: Decoder {
             return false
         }
 
+        // The leaves of request bodies, without a generic detour.
+        func decode(_ type: String.Type, forKey key: Key) throws -> String {
+            try JSONValueDecoder.string(try value(key), at: codingPath + [key])
+        }
+
+        func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool {
+            try JSONValueDecoder.bool(try value(key), at: codingPath + [key])
+        }
+
+        func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? {
+            guard let value = object.values[key.stringValue] else { return nil }
+            if case .null = value { return nil }
+            return try JSONValueDecoder.string(value, at: codingPath + [key])
+        }
+
+        func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? {
+            guard let value = object.values[key.stringValue] else { return nil }
+            if case .null = value { return nil }
+            return try JSONValueDecoder.bool(value, at: codingPath + [key])
+        }
+
         func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
             try JSONValueDecoder.decode(type, from: try value(key), at: codingPath + [key])
         }

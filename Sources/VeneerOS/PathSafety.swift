@@ -92,24 +92,52 @@ public enum PathSafety {
     /// (also through another path to the same directory, like a bind mount of it) nor
     /// one of its parents.
     public static func validateMountTarget(_ path: String, root: String? = nil) throws(TargetProblem) {
-        if path.isEmpty || !path.hasPrefix("/") { throw .notAbsolute(target: path) }
-        if !isNormalizedAbsolute(path) { throw .notNormalized(target: path) }
-        try checkDirectoryWithoutSymlinks(path)
-        guard let root else { return }
-        let realRoot: String
+        guard let root else {
+            try checkTargetPath(path)
+            return
+        }
+        let stateRoot: StateRoot
         do {
-            realRoot = try FileSystem.realPath(root)
+            stateRoot = try StateRoot(root)
         } catch {
             throw .system(error)
         }
+        try validateMountTarget(path, root: stateRoot)
+    }
+
+    /// The state root as the target checks compare against it: its path with links
+    /// resolved, and its device and inode. Found once by a long-running caller, whose
+    /// root does not move while it runs.
+    public struct StateRoot: Sendable {
+        public let path: String
+        let device: dev_t
+        let inode: ino_t
+
+        public init(_ root: String) throws(SystemError) {
+            path = try FileSystem.realPath(root)
+            var st = stat()
+            if stat(path, &st) != 0 { throw .last("stat", path) }
+            device = st.st_dev
+            inode = st.st_ino
+        }
+    }
+
+    private static func checkTargetPath(_ path: String) throws(TargetProblem) {
+        if path.isEmpty || !path.hasPrefix("/") { throw .notAbsolute(target: path) }
+        if !isNormalizedAbsolute(path) { throw .notNormalized(target: path) }
+        try checkDirectoryWithoutSymlinks(path)
+    }
+
+    /// ``validateMountTarget(_:root:)`` against a state root found beforehand.
+    public static func validateMountTarget(_ path: String, root: StateRoot) throws(TargetProblem) {
+        try checkTargetPath(path)
+        let realRoot = root.path
         if isLexicallyInside(path, realRoot) { throw .insideRoot(target: path, root: realRoot) }
         if isLexicallyInside(realRoot, path) { throw .containsRoot(target: path, root: realRoot) }
         // The same directory can be reachable under another path (bind mounts).
-        var rootStat = stat()
-        if stat(realRoot, &rootStat) != 0 { throw .system(.last("stat", realRoot)) }
         for prefix in prefixes(of: path) {
             var st = stat()
-            if lstat(prefix, &st) == 0 && st.st_dev == rootStat.st_dev && st.st_ino == rootStat.st_ino {
+            if lstat(prefix, &st) == 0 && st.st_dev == root.device && st.st_ino == root.inode {
                 throw .insideRoot(target: path, root: realRoot)
             }
         }
@@ -118,7 +146,7 @@ public enum PathSafety {
         // (A target that is itself a mount point is judged by the checks above and by
         // the daemon's own records.)
         var targetStat = stat()
-        if stat(path, &targetStat) == 0, targetStat.st_dev == rootStat.st_dev,
+        if stat(path, &targetStat) == 0, targetStat.st_dev == root.device,
             !sameMount(path, realRoot),
             let entries = try? MountTable.current(), !entries.contains(where: { $0.target == path }),
             let targetInFS = fileSystemPath(path, entries: entries),

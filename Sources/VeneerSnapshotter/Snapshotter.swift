@@ -47,6 +47,15 @@ public final class Snapshotter: Sendable {
     private let cleanupGate = AsyncGate()
     /// Staging directories of creates in progress, which cleanup must not touch.
     private let stagingNames = StagingNames()
+    /// The `fs` directories of committed snapshots' chains (the snapshot first, then its
+    /// ancestors), by the snapshot's id: the lower layers of whatever is prepared on it.
+    /// A committed snapshot's chain never changes, it cannot be removed while anything
+    /// stands on it, and ids are never used again, so an entry never goes stale; the
+    /// cache is emptied when it holds ``lowerChainsKept`` chains.
+    private let lowerChains = Mutex([Int64: [String]]())
+    public static let lowerChainsKept = 64
+    /// The state root as mount targets are checked against it.
+    private let stateRoot: PathSafety.StateRoot
     /// Targets with a mount or an unmount in progress.
     private let busyTargets = Mutex(Set<String>())
 
@@ -67,6 +76,11 @@ public final class Snapshotter: Sendable {
             }
         }
         self.layout = layout
+        do {
+            self.stateRoot = try PathSafety.StateRoot(layout.root)
+        } catch {
+            throw .unavailable("cannot resolve the state root \(layout.root): \(error)")
+        }
         self.store = try SnapshotStore(path: layout.database)
         self.settings = Mutex(Settings(maxDepth: maxDepth, overlayOptions: overlayOptions))
         self.logger = logger
@@ -316,10 +330,18 @@ public final class Snapshotter: Sendable {
             return (mounts, [])
         }
         var lowers: [String] = []
-        if record.parentID != nil {
-            let ids = store.ancestorIDs(of: record.id)
-            lowers.reserveCapacity(ids.count)
-            for id in ids { lowers.append(layout.fsDirectory(id)) }
+        if let parent = record.parentID {
+            if let chain = lowerChains.withLock({ $0[parent] }) {
+                lowers = chain
+            } else {
+                let ids = store.ancestorIDs(of: record.id)
+                lowers.reserveCapacity(ids.count)
+                for id in ids { lowers.append(layout.fsDirectory(id)) }
+                lowerChains.withLock { chains in
+                    if chains.count >= Self.lowerChainsKept { chains.removeAll(keepingCapacity: true) }
+                    chains[parent] = lowers
+                }
+            }
         }
         let mounts = try MountPlan.mounts(
             kind: record.kind, key: record.key, own: layout.directories(record.id), lowers: lowers,
@@ -375,7 +397,7 @@ public final class Snapshotter: Sendable {
         try claim(target)
         defer { release(target) }
         do {
-            try PathSafety.validateMountTarget(target, root: layout.root)
+            try PathSafety.validateMountTarget(target, root: stateRoot)
         } catch {
             throw .invalidArgument("\(error); choose an existing directory outside the state root")
         }

@@ -471,8 +471,9 @@ public final class SnapshotStore: Sendable {
             try check(siblings)
             index.mountsBeingRecorded[target] = record
         }
-        let mountsJSON = String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self)
         let outcome = batcher.submitDetached(durable: false) { db, batch -> MountRecord in
+            // Encoded here, on the writer's thread, while the caller prepares the mount.
+            let mountsJSON = String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self)
             try db.cachedStatement(
                 sql: """
                     INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at)

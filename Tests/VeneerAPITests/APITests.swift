@@ -181,7 +181,7 @@ struct APITests {
     @Test func onlyJSONIsAccepted() async throws {
         try await withAPI { client, snapshotter in
             let body = "{\"key\": \"k\"}"
-            for type in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx"] {
+            for type in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx", "application/ json", "application/jso"] {
                 let message = try await client.send(.post, "/v1/snapshots", body: body, contentType: type)
                     .expectError(.unsupportedMediaType)
                 #expect(message.contains(type))
@@ -191,10 +191,13 @@ struct APITests {
                 .expectError(.unsupportedMediaType)
             #expect(try await snapshotter.counts() == KindCounts())
 
-            // Parameters and case do not matter.
+            // Parameters, case and spaces around the type do not matter.
             let ok = try await client.send(
                 .post, "/v1/snapshots", body: body, contentType: "Application/JSON; charset=utf-8")
             #expect(ok.status == .created, "\(ok.text)")
+            let spaced = try await client.send(
+                .post, "/v1/snapshots", body: "{\"key\": \"k2\"}", contentType: " application/json\t ;charset=utf-8")
+            #expect(spaced.status == .created, "\(spaced.text)")
         }
     }
 

@@ -287,6 +287,43 @@ struct SnapshotterTests {
         #expect(missing?.code == .notFound)
     }
 
+    @Test("the chains of lower layers kept in memory follow layers that come and go")
+    func lowerChainsFollowChanges() async throws {
+        let tmp = try TemporaryRoot()
+        let snapshotter = try tmp.snapshotter()
+        try await snapshotter.layer("L0")
+        try await snapshotter.layer("L1", parent: "L0")
+        try await snapshotter.layer("L2", parent: "L1")
+        let l0 = try await snapshotter.directories("L0").fs
+        let l1 = try await snapshotter.directories("L1").fs
+        let oldL2 = try await snapshotter.directories("L2").fs
+        func lowerdir(_ key: String) async throws -> String? {
+            try await snapshotter.mounts(key: key).first?.options.first { $0.hasPrefix("lowerdir=") }
+        }
+        // Planned once, then taken from memory: the same chain either way.
+        for key in ["a", "b"] { _ = try await snapshotter.create(key: key, parent: "L2", kind: .active, labels: [:]) }
+        #expect(try await lowerdir("a") == "lowerdir=\(oldL2):\(l1):\(l0)")
+        #expect(try await lowerdir("b") == "lowerdir=\(oldL2):\(l1):\(l0)")
+        // L2 goes and comes back as a new layer: what stands on it sees the new one.
+        for key in ["a", "b", "L2"] { try await snapshotter.remove(key: key) }
+        try await snapshotter.layer("L2", parent: "L1")
+        let newL2 = try await snapshotter.directories("L2").fs
+        #expect(newL2 != oldL2)
+        _ = try await snapshotter.create(key: "c", parent: "L2", kind: .view, labels: [:])
+        #expect(try await lowerdir("c") == "lowerdir=\(newL2):\(l1):\(l0)")
+        // More parents than chains kept: each still gets its own chain.
+        let count = Snapshotter.lowerChainsKept + 6
+        for index in 0..<count {
+            try await snapshotter.layer("P\(index)", parent: index % 2 == 0 ? "L0" : "L1")
+            _ = try await snapshotter.create(key: "on-P\(index)", parent: "P\(index)", kind: .active, labels: [:])
+        }
+        for index in 0..<count {
+            let own = try await snapshotter.directories("P\(index)").fs
+            let below = index % 2 == 0 ? l0 : "\(l1):\(l0)"
+            #expect(try await lowerdir("on-P\(index)") == "lowerdir=\(own):\(below)")
+        }
+    }
+
     // MARK: - Reads and persistence
 
     @Test func listFiltersAndCounts() async throws {
