@@ -75,7 +75,8 @@ public struct DirectRoutes: Sendable {
 ///   the socket pauses; they are handled in order once its answer is written.
 ///
 /// A quiesce (graceful shutdown) that arrives while a request answered here is being
-/// read or carried out waits for its response, as Hummingbird's own handler does. At
+/// read or carried out waits for its response, as Hummingbird's own handler does; so
+/// does an error from below, such as a malformed request behind a mount. At
 /// debug level every request goes to the router, which logs each one with its request
 /// ID; so do requests with a `Connection` header, which the router's connection
 /// handling must see.
@@ -108,6 +109,10 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
     private var held = CircularBuffer<HTTPRequestPart>()
     /// A read from the socket was asked for while a mount was carried out.
     private var readPending = false
+    /// An error from below (such as a malformed request) that arrived behind a mount: it
+    /// goes on after the requests before it, so that an error answer cannot overtake
+    /// the mount's answer.
+    private var errorPending: (any Error)?
 
     public init(routes: DirectRoutes, serverName: String?, logger: Logger) {
         self.routes = routes
@@ -205,10 +210,22 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
         if hadHeld {
             context.fireChannelReadComplete()
         }
+        if !isMounting, let error = errorPending {
+            errorPending = nil
+            context.fireErrorCaught(error)
+        }
         if !isMounting, readPending {
             readPending = false
             context.read()
         }
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if isMounting {
+            if errorPending == nil { errorPending = error }
+            return
+        }
+        context.fireErrorCaught(error)
     }
 
     private var isMounting: Bool {

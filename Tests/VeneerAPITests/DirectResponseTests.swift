@@ -26,6 +26,10 @@ private final class EventRecorder: ChannelInboundHandler, @unchecked Sendable {
         if event is ChannelShouldQuiesceEvent { quiesceEvents += 1 }
         context.fireUserInboundEventTriggered(event)
     }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        order.append("error")
+    }
 }
 
 /// Notes, in the recorder's order, each response head written towards the client.
@@ -336,6 +340,27 @@ struct DirectResponseTests {
             #expect(statuses(parts) == [.notFound])
             await channel.testingEventLoop.run()
             #expect(recorder.quiesceEvents == 1)
+        }
+    }
+
+    @Test("an error from below that arrives while a mount runs goes on after its answer")
+    func defersErrorDuringMount() async throws {
+        struct Malformed: Error {}
+        try await withAsyncChannel { channel, recorder in
+            let requests: [HTTPRequestPart] = [
+                post("/v1/mounts"), .body(ByteBuffer(string: #"{"key":"nope","target":"/usr"}"#)), .end(nil),
+            ]
+            let before = try await channel.testingEventLoop.executeInContext {
+                for part in requests { channel.pipeline.fireChannelRead(part) }
+                channel.pipeline.fireErrorCaught(Malformed())
+                return recorder.order
+            }
+            #expect(before.isEmpty)
+            let parts = try await responseParts(channel, count: 3)
+            #expect(statuses(parts) == [.notFound])
+            await channel.testingEventLoop.run()
+            let order = try await channel.testingEventLoop.executeInContext { recorder.order }
+            #expect(order == ["answered 404", "error"])
         }
     }
 }
