@@ -181,13 +181,15 @@ enum MountRoute {
 
     /// Mounts and returns the body of the `201 Created` answer.
     static func mount(_ request: MountRequest, snapshotter: Snapshotter) async throws(VeneerError) -> [UInt8] {
-        JSONWriter.liveMount(
-            try await snapshotter.mount(key: request.key, target: request.target, readonly: request.readonly ?? false))
+        try await blockingOperation { () throws(VeneerError) -> [UInt8] in
+            try mountBlocking(request, snapshotter: snapshotter)
+        }
     }
 
     /// ``mount(_:snapshotter:)`` on the calling thread, which it blocks.
     static func mountBlocking(_ request: MountRequest, snapshotter: Snapshotter) throws(VeneerError) -> [UInt8] {
-        JSONWriter.liveMount(
-            try snapshotter.mountBlocking(key: request.key, target: request.target, readonly: request.readonly ?? false))
+        let made = try snapshotter.mountBlocking(
+            key: request.key, target: request.target, readonly: request.readonly ?? false)
+        return JSONWriter.liveMount(made.live, mountsJSON: made.mountsJSON)
     }
 }

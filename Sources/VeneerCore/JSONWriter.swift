@@ -139,22 +139,27 @@ public struct JSONWriter: Sendable {
         return writer.bytes
     }
 
-    public mutating func liveMount(_ live: LiveMount) {
+    /// `mountsJSON`, when given, is `live.mounts` as ``mountArray(_:)`` writes them.
+    public mutating func liveMount(_ live: LiveMount, mountsJSON: [UInt8]? = nil) {
         raw("{\"key\":")
         string(live.key)
         raw(",\"mounted_at\":\"")
         live.mountedAt.appendRFC3339(to: &bytes)
         raw("\",\"mounts\":")
-        mounts(live.mounts)
+        if let mountsJSON {
+            bytes.append(contentsOf: mountsJSON)
+        } else {
+            mounts(live.mounts)
+        }
         raw(live.readonly ? ",\"readonly\":true" : ",\"readonly\":false")
         raw(",\"target\":")
         string(live.target)
         raw("}")
     }
 
-    public static func liveMount(_ live: LiveMount) -> [UInt8] {
-        var writer = JSONWriter(capacity: 512 + estimatedSize(live.mounts))
-        writer.liveMount(live)
+    public static func liveMount(_ live: LiveMount, mountsJSON: [UInt8]? = nil) -> [UInt8] {
+        var writer = JSONWriter(capacity: 512 + (mountsJSON?.count ?? estimatedSize(live.mounts)))
+        writer.liveMount(live, mountsJSON: mountsJSON)
         writer.bytes.append(UInt8(ascii: "\n"))
         return writer.bytes
     }

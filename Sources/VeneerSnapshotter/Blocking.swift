@@ -12,7 +12,7 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 }
 
 /// ``blocking(_:)`` for work that throws only ``VeneerError``.
-func blockingOperation<T: Sendable>(
+public func blockingOperation<T: Sendable>(
     _ body: @escaping @Sendable () throws(VeneerError) -> T
 ) async throws(VeneerError) -> T {
     let result: Result<T, VeneerError> = await withCheckedContinuation { continuation in

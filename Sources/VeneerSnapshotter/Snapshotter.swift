@@ -377,14 +377,14 @@ public final class Snapshotter: Sendable {
     /// meanwhile.
     public func mount(key: String, target: String, readonly: Bool) async throws(VeneerError) -> LiveMount {
         try await blockingOperation { () throws(VeneerError) -> LiveMount in
-            try self.mountBlocking(key: key, target: target, readonly: readonly)
+            try self.mountBlocking(key: key, target: target, readonly: readonly).live
         }
     }
 
     /// ``mount(key:target:readonly:)`` on the calling thread, which it blocks in system
     /// calls and while the record is written: for callers that are on neither an event
     /// loop nor the cooperative pool.
-    public func mountBlocking(key: String, target: String, readonly: Bool) throws(VeneerError) -> LiveMount {
+    public func mountBlocking(key: String, target: String, readonly: Bool) throws(VeneerError) -> MadeMount {
         try Rules.validateKey(key)
         let record = store.record(key)
         // Planned here; a failure is reported after the target checks, which come first.
@@ -430,7 +430,7 @@ public final class Snapshotter: Sendable {
                 failure = error
             }
         }
-        let live = try recording.wait()
+        let recorded = try recording.wait()
         do {
             if let failure { throw failure }
             for mount in prepared { try mount.attach() }
@@ -439,7 +439,14 @@ public final class Snapshotter: Sendable {
             throw Self.mountFailure(error, key: key, target: target)
         }
         logger.info("mounted snapshot", metadata: ["snapshot.key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
-        return live.live
+        return MadeMount(live: recorded.record.live, mountsJSON: recorded.mountsJSON)
+    }
+
+    /// A mount just made: what it is, and its mounts' JSON as recorded, which an answer
+    /// can reuse instead of writing it again.
+    public struct MadeMount: Sendable {
+        public let live: LiveMount
+        public let mountsJSON: [UInt8]
     }
 
     private static func mountFailure(_ error: any Error, key: String, target: String) -> VeneerError {

@@ -471,9 +471,9 @@ public final class SnapshotStore: Sendable {
             try check(siblings)
             index.mountsBeingRecorded[target] = record
         }
-        let outcome = batcher.submitDetached(durable: false) { db, batch -> MountRecord in
+        let outcome = batcher.submitDetached(durable: false) { db, batch -> RecordedMount in
             // Encoded here, on the writer's thread, while the caller prepares the mount.
-            let mountsJSON = String(decoding: JSONWriter.mountArray(mounts), as: UTF8.self)
+            let mountsJSON = JSONWriter.mountArray(mounts)
             try db.cachedStatement(
                 sql: """
                     INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at)
@@ -481,7 +481,8 @@ public final class SnapshotStore: Sendable {
                     """
             ).execute(
                 arguments: [
-                    target, readonly, mountsJSON, time.nanosecondsSinceEpoch, snapshot.id, key, snapshot.kind.rawValue,
+                    target, readonly, String(decoding: mountsJSON, as: UTF8.self), time.nanosecondsSinceEpoch,
+                    snapshot.id, key, snapshot.kind.rawValue,
                 ])
             guard db.changesCount == 1 else { throw MountRecordRefused() }
             batch.afterCommit {
@@ -490,7 +491,7 @@ public final class SnapshotStore: Sendable {
                     index.mountsByTarget[target] = record
                 }
             }
-            return record
+            return RecordedMount(record: record, mountsJSON: mountsJSON)
         }
         return PendingMountRecord(store: self, target: target, key: key, outcome: outcome)
     }
@@ -590,9 +591,9 @@ public final class PendingMountRecord: Sendable {
     private let store: SnapshotStore
     private let target: String
     private let key: String
-    private let outcome: WriteOutcome<MountRecord>
+    private let outcome: WriteOutcome<RecordedMount>
 
-    fileprivate init(store: SnapshotStore, target: String, key: String, outcome: WriteOutcome<MountRecord>) {
+    fileprivate init(store: SnapshotStore, target: String, key: String, outcome: WriteOutcome<RecordedMount>) {
         self.store = store
         self.target = target
         self.key = key
@@ -602,13 +603,20 @@ public final class PendingMountRecord: Sendable {
     /// Blocks until the row is committed and returns the record, or throws why it was
     /// not written (its target is free again then). Call it once, from a thread that may
     /// block.
-    public func wait() throws(VeneerError) -> MountRecord {
+    public func wait() throws(VeneerError) -> RecordedMount {
         do {
             return try outcome.wait()
         } catch {
             throw store.recordingFailed(target: target, key: key, error: error)
         }
     }
+}
+
+/// A mount record as committed, with the JSON of its mounts as the row holds it (an
+/// answer that shows the mounts can reuse it).
+public struct RecordedMount: Sendable {
+    public let record: MountRecord
+    public let mountsJSON: [UInt8]
 }
 
 /// The snapshot of a mount record no longer has the id, key and kind it was planned with.

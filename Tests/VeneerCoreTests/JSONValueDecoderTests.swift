@@ -104,3 +104,22 @@ struct JSONValueDecoderTests {
         #expect(error?.message.hasPrefix(#"unknown field "b" in the mount request"#) == true)
     }
 }
+
+@Suite("Answers written with JSONWriter")
+struct JSONWriterAnswerTests {
+    @Test("a live mount written with its mounts' recorded JSON is the same as written in full, and decodes back")
+    func liveMountWithRecordedMounts() throws {
+        let mounts = [
+            Mount(
+                type: "overlay", source: "overlay",
+                options: ["workdir=/r/s/2/work", "upperdir=/r/s/2/fs", "lowerdir=/r/s/1/fs:/r/s/\"q\"/fs", "index=off"]),
+            Mount(type: "bind", source: "/r/s/3/fs", options: ["ro", "rbind"]),
+        ]
+        let live = LiveMount(
+            key: "ctr \u{e9}", target: "/mnt/a\\b", readonly: true, mounts: mounts,
+            mountedAt: Timestamp(nanosecondsSinceEpoch: 1_790_000_000_123_456_789))
+        let full = JSONWriter.liveMount(live)
+        #expect(JSONWriter.liveMount(live, mountsJSON: JSONWriter.mountArray(mounts)) == full)
+        #expect(try JSONDecoder().decode(LiveMount.self, from: Data(full)) == live)
+    }
+}

@@ -28,8 +28,10 @@ struct MountRecordTests {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         let a = try await store.create("a")
-        let record = try store.recording(a, at: "/t1").wait()
+        let recorded = try store.recording(a, at: "/t1").wait()
+        let record = recorded.record
         #expect(record.key == "a")
+        #expect(recorded.mountsJSON == JSONWriter.mountArray(record.mounts))
         #expect(try await store.mounts() == [record])
 
         let again = #expect(throws: VeneerError.self) {
@@ -104,7 +106,7 @@ struct MountRecordTests {
         #expect(try await store.mounts().isEmpty)
 
         try await busy.value
-        let record = try await Task.detached { try first.wait() }.value
+        let record = try await Task.detached { try first.wait().record }.value
         #expect(try await store.mounts() == [record])
     }
 
@@ -117,7 +119,7 @@ struct MountRecordTests {
         let error = #expect(throws: VeneerError.self) { try pending.wait() }
         #expect(error?.code == .notFound)
         let other = try await store.create("other")
-        let record = try store.recording(other, at: "/x").wait()
+        let record = try store.recording(other, at: "/x").wait().record
         #expect(try await store.mounts() == [record])
     }
 
