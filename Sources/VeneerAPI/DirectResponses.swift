@@ -47,19 +47,30 @@ public struct DirectRoutes: Sendable {
         request.method == .post && request.path == "/v1/mounts" && request.headerFields[.expect] == nil
     }
 
-    /// Carries out a mount request whose body was read, with the router's checks, on
-    /// the calling thread, which it blocks: the status and body of the answer.
-    public func mount(contentType: String?, body: [UInt8], logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
+    /// Decodes a mount request whose body was read, with the router's checks. Quick
+    /// and without system calls: it runs on the event loop, where the body just was.
+    public func decodeMount(contentType: String?, body: [UInt8]) -> Result<MountRequest, VeneerError> {
+        Result { () throws(VeneerError) -> MountRequest in
+            try RequestDecoding.decode(MountRequest.self, contentType: contentType, bytes: body, what: MountRoute.what)
+        }
+    }
+
+    /// Carries out a decoded mount request on the calling thread, which it blocks: the
+    /// status and body of the answer.
+    public func mount(_ request: MountRequest, logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
         do {
-            let request = try RequestDecoding.decode(
-                MountRequest.self, contentType: contentType, bytes: body, what: MountRoute.what)
             return (.created, try MountRoute.mountBlocking(request, snapshotter: snapshotter))
         } catch {
-            if error.code == .internal {
-                logger.error("internal error", metadata: ["error": "\(error.message)"])
-            }
-            return (error.code.httpStatus, JSON.errorBody(error))
+            return Self.answer(error, logger: logger)
         }
+    }
+
+    /// The status and body of an error's answer, logged as the router logs it.
+    static func answer(_ error: VeneerError, logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
+        if error.code == .internal {
+            logger.error("internal error", metadata: ["error": "\(error.message)"])
+        }
+        return (error.code.httpStatus, JSON.errorBody(error))
     }
 }
 
@@ -178,15 +189,25 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
         context.fireChannelRead(wrapInboundOut(head))
     }
 
-    /// Runs the mount on a thread that may block, as the router's route does, and
-    /// writes its answer from the event loop.
+    /// Decodes the request here, then runs the mount on a thread that may block, as the
+    /// router's route does, and writes its answer from the event loop. A request that
+    /// does not decode is answered at once.
     private func startMount(contentType: String?, body: [UInt8], context: ChannelHandlerContext) {
+        let request: MountRequest
+        switch routes.decodeMount(contentType: contentType, body: body) {
+        case .success(let decoded):
+            request = decoded
+        case .failure(let error):
+            let (status, answer) = DirectRoutes.answer(error, logger: logger)
+            finishMount(status: status, body: answer, context: context)
+            return
+        }
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound((self, context), eventLoop: eventLoop)
         let routes = self.routes
         let logger = self.logger
         DispatchQueue.global(qos: .userInitiated).async {
-            let (status, answer) = routes.mount(contentType: contentType, body: body, logger: logger)
+            let (status, answer) = routes.mount(request, logger: logger)
             eventLoop.execute { handler.value.0.finishMount(status: status, body: answer, context: handler.value.1) }
         }
     }

@@ -36,7 +36,7 @@ struct VeneerBench: ParsableCommand {
     var runTag: String { "\(getpid())" }
 
     @Option(help: "Mounts per depth in the mounts phase.")
-    var mountRuns: Int = 40
+    var mountRuns: Int = 100
 
     @Option(help: "Chain depths of the mounts phase, comma-separated (1 to 500).")
     var depths: String = "1,128,500"
