@@ -75,16 +75,8 @@ struct JSONValueDecoder: Decoder {
         throw mismatchError(Bool.self, value, at: path)
     }
 
-    static func integer<T: FixedWidthInteger>(_ type: T.Type, _ value: JSONValue, at path: [any CodingKey]) throws -> T {
-        guard case .number(let text) = value else { throw mismatchError(T.self, value, at: path) }
-        guard let number = T(text) else {
-            throw DecodingError.dataCorrupted(
-                .init(codingPath: path, debugDescription: "Parsed JSON number <\(text)> does not fit in \(T.self)."))
-        }
-        return number
-    }
-
-    static func floatingPoint<T: LosslessStringConvertible>(_ type: T.Type, _ value: JSONValue, at path: [any CodingKey]) throws -> T {
+    /// A number as `T`; an integer type takes only digits that fit.
+    static func number<T: LosslessStringConvertible>(_ type: T.Type, _ value: JSONValue, at path: [any CodingKey]) throws -> T {
         guard case .number(let text) = value else { throw mismatchError(T.self, value, at: path) }
         guard let number = T(text) else {
             throw DecodingError.dataCorrupted(
@@ -260,18 +252,18 @@ struct JSONValueDecoder: Decoder {
 
         func decode(_ type: Bool.Type) throws -> Bool { try JSONValueDecoder.bool(value, at: codingPath) }
         func decode(_ type: String.Type) throws -> String { try JSONValueDecoder.string(value, at: codingPath) }
-        func decode(_ type: Double.Type) throws -> Double { try JSONValueDecoder.floatingPoint(type, value, at: codingPath) }
-        func decode(_ type: Float.Type) throws -> Float { try JSONValueDecoder.floatingPoint(type, value, at: codingPath) }
-        func decode(_ type: Int.Type) throws -> Int { try JSONValueDecoder.integer(type, value, at: codingPath) }
-        func decode(_ type: Int8.Type) throws -> Int8 { try JSONValueDecoder.integer(type, value, at: codingPath) }
-        func decode(_ type: Int16.Type) throws -> Int16 { try JSONValueDecoder.integer(type, value, at: codingPath) }
-        func decode(_ type: Int32.Type) throws -> Int32 { try JSONValueDecoder.integer(type, value, at: codingPath) }
-        func decode(_ type: Int64.Type) throws -> Int64 { try JSONValueDecoder.integer(type, value, at: codingPath) }
-        func decode(_ type: UInt.Type) throws -> UInt { try JSONValueDecoder.integer(type, value, at: codingPath) }
-        func decode(_ type: UInt8.Type) throws -> UInt8 { try JSONValueDecoder.integer(type, value, at: codingPath) }
-        func decode(_ type: UInt16.Type) throws -> UInt16 { try JSONValueDecoder.integer(type, value, at: codingPath) }
-        func decode(_ type: UInt32.Type) throws -> UInt32 { try JSONValueDecoder.integer(type, value, at: codingPath) }
-        func decode(_ type: UInt64.Type) throws -> UInt64 { try JSONValueDecoder.integer(type, value, at: codingPath) }
+        func decode(_ type: Double.Type) throws -> Double { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: Float.Type) throws -> Float { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: Int.Type) throws -> Int { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: Int8.Type) throws -> Int8 { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: Int16.Type) throws -> Int16 { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: Int32.Type) throws -> Int32 { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: Int64.Type) throws -> Int64 { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: UInt.Type) throws -> UInt { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: UInt8.Type) throws -> UInt8 { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: UInt16.Type) throws -> UInt16 { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: UInt32.Type) throws -> UInt32 { try JSONValueDecoder.number(type, value, at: codingPath) }
+        func decode(_ type: UInt64.Type) throws -> UInt64 { try JSONValueDecoder.number(type, value, at: codingPath) }
 
         func decode<T: Decodable>(_ type: T.Type) throws -> T {
             try JSONValueDecoder.decode(type, from: value, at: codingPath)

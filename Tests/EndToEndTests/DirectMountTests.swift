@@ -37,13 +37,18 @@ struct DirectMountTests {
 
     static func json(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+    /// The active snapshot "ctr" on the committed layer "layer": an overlay to mount.
+    static func prepareContainer(_ daemon: Daemon) async throws {
+        let api = CheckedAPI(daemon)
+        try await api.prepared("base")
+        try await api.committed("base", name: "layer")
+        try await api.prepared("ctr", parent: "layer")
+    }
+
     @Test("each answer, success or error, is the router's: same status, headers and body")
     func sameAnswersAsRouter() async throws {
         try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "layer")
-            try await api.prepared("ctr", parent: "layer")
+            try await Self.prepareContainer(daemon)
             let target = try daemon.mountPoint("free")
             let busy = try daemon.mountPoint("busy")
             try await MountCalls(daemon).mounted("ctr", at: busy, readonly: true)
@@ -119,10 +124,7 @@ struct DirectMountTests {
     @Test("requests behind a mount on one connection are answered after it, in order")
     func pipelinedBehindMount() async throws {
         try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "layer")
-            try await api.prepared("ctr", parent: "layer")
+            try await Self.prepareContainer(daemon)
             let first = try daemon.mountPoint("first")
             let second = try daemon.mountPoint("second")
             let mount = { (target: String) in #"{"key":"ctr","target":"\#(target)"}"# }
