@@ -373,17 +373,9 @@ public final class Snapshotter: Sendable {
     /// Mounts the snapshot `key` at `target`. The mount is recorded before it is made
     /// visible, so a crash in between leaves a record that start-up reconciliation drops,
     /// never a mount the daemon does not know about. The target checks and the mount run
-    /// on one thread that may block; the record is written by the store's writer
-    /// meanwhile.
-    public func mount(key: String, target: String, readonly: Bool) async throws(VeneerError) -> LiveMount {
-        try await blockingOperation { () throws(VeneerError) -> LiveMount in
-            try self.mountBlocking(key: key, target: target, readonly: readonly).live
-        }
-    }
-
-    /// ``mount(key:target:readonly:)`` on the calling thread, which it blocks in system
-    /// calls and while the record is written: for callers that are on neither an event
-    /// loop nor the cooperative pool.
+    /// on the calling thread, which they block (call it from neither an event loop nor
+    /// the cooperative pool: see `blockingOperation`); the record is written by the
+    /// store's writer meanwhile.
     public func mountBlocking(key: String, target: String, readonly: Bool) throws(VeneerError) -> MadeMount {
         try Rules.validateKey(key)
         let record = store.record(key)

@@ -13,11 +13,34 @@ struct JSONValueDecoderTests {
         var small: UInt8?
     }
 
-    /// A result in comparable words.
-    private func outcome<T: Decodable & Equatable>(_ type: T.Type, _ decode: () throws -> T) -> String {
+    /// A decoded value, or an error in comparable words.
+    private enum Outcome<T: Equatable>: Equatable, CustomStringConvertible {
+        case value(T)
+        case error(String)
+
+        var description: String {
+            switch self {
+            case .value(let value): "value \(value)"
+            case .error(let text): text
+            }
+        }
+
+        func hasPrefix(_ prefix: String) -> Bool {
+            if case .error(let text) = self { return text.hasPrefix(prefix) }
+            return false
+        }
+    }
+
+    private func outcome<T: Decodable & Equatable>(_ type: T.Type, _ decode: () throws -> T) -> Outcome<T> {
         do {
-            return "value \(try decode())"
-        } catch let error as DecodingError {
+            return .value(try decode())
+        } catch {
+            return .error(describe(error))
+        }
+    }
+
+    private func describe(_ error: any Error) -> String {
+        if let error = error as? DecodingError {
             func path(_ context: DecodingError.Context) -> String {
                 context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
             }
@@ -28,11 +51,11 @@ struct JSONValueDecoderTests {
             case .dataCorrupted(let context): return "dataCorrupted at \(path(context)): \(context.debugDescription)"
             @unknown default: return "\(error)"
             }
-        } catch let error as VeneerError {
-            return "VeneerError \(error.code) \(error.message)"
-        } catch {
-            return "other \(error)"
         }
+        if let error = error as? VeneerError {
+            return "VeneerError \(error.code) \(error.message)"
+        }
+        return "other \(error)"
     }
 
     private func expectSame<T: Decodable & Equatable>(
