@@ -43,13 +43,13 @@ public struct DirectRoutes: Sendable {
 
     /// Whether `request` is a mount this handler carries out itself. A client that
     /// waits for `100 Continue` goes to the router, which knows that dance.
-    public func takesMount(_ request: HTTPRequest) -> Bool {
+    func takesMount(_ request: HTTPRequest) -> Bool {
         request.method == .post && request.path == "/v1/mounts" && request.headerFields[.expect] == nil
     }
 
     /// Decodes a mount request whose body was read, with the router's checks. Quick
     /// and without system calls: it runs on the event loop, where the body just was.
-    public func decodeMount(contentType: String?, body: [UInt8]) -> Result<MountRequest, VeneerError> {
+    func decodeMount(contentType: String?, body: [UInt8]) -> Result<MountRequest, VeneerError> {
         Result { () throws(VeneerError) -> MountRequest in
             try RequestDecoding.decode(MountRequest.self, contentType: contentType, bytes: body, what: MountRoute.what)
         }
@@ -57,20 +57,12 @@ public struct DirectRoutes: Sendable {
 
     /// Carries out a decoded mount request on the calling thread, which it blocks: the
     /// status and body of the answer.
-    public func mount(_ request: MountRequest, logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
+    func mount(_ request: MountRequest, logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
         do {
             return (.created, try MountRoute.mountBlocking(request, snapshotter: snapshotter))
         } catch {
-            return Self.answer(error, logger: logger)
+            return JSON.answer(error, logger: logger)
         }
-    }
-
-    /// The status and body of an error's answer, logged as the router logs it.
-    static func answer(_ error: VeneerError, logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
-        if error.code == .internal {
-            logger.error("internal error", metadata: ["error": "\(error.message)"])
-        }
-        return (error.code.httpStatus, JSON.errorBody(error))
     }
 }
 
@@ -198,7 +190,7 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
         case .success(let decoded):
             request = decoded
         case .failure(let error):
-            let (status, answer) = DirectRoutes.answer(error, logger: logger)
+            let (status, answer) = JSON.answer(error, logger: logger)
             finishMount(status: status, body: answer, context: context)
             return
         }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import VeneerCore
 
@@ -48,6 +49,15 @@ enum JSON {
         response(bytes: errorBody(error), status: error.code.httpStatus)
     }
 
+    /// An error as the API answers it, whichever path answers: internal errors are
+    /// logged (they are the daemon's fault, not the client's), then the status and body.
+    static func answer(_ error: VeneerError, logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
+        if error.code == .internal {
+            logger.error("internal error", metadata: ["error": "\(error.message)"])
+        }
+        return (error.code.httpStatus, errorBody(error))
+    }
+
     /// The `{"error": {"code", "message"}}` body of `error`, newline-terminated.
     static func errorBody(_ error: VeneerError) -> [UInt8] {
         // Encoding two strings cannot fail; fall back to a fixed body all the same.
@@ -67,10 +77,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as VeneerError {
-            if error.code == .internal {
-                context.logger.error("internal error", metadata: ["error": "\(error.message)"])
-            }
-            return JSON.error(error)
+            let (status, body) = JSON.answer(error, logger: context.logger)
+            return JSON.response(bytes: body, status: status)
         } catch let error as HTTPError where error.status == .notFound {
             return JSON.error(.notFound(
                 "no route for \(request.method) \(request.uri.path); see api/openapi.yaml for the endpoints"))

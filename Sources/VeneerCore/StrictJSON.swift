@@ -4,11 +4,7 @@
 public enum StrictJSON {
     public static let maxDepth = 64
 
-    public static func validate(_ bytes: [UInt8]) throws(VeneerError) {
-        _ = try parse(bytes)
-    }
-
-    /// Parses JSON text with the checks of ``validate(_:)``.
+    /// Parses JSON text with the checks above.
     public static func parse(_ bytes: [UInt8]) throws(VeneerError) -> JSONValue {
         var parser = Parser(bytes: bytes)
         parser.skipSpace()
@@ -23,15 +19,15 @@ public enum StrictJSON {
         return value
     }
 
-    /// Decodes `type` from a parsed value. A value that does not fit `type` throws
-    /// `DecodingError`, as Foundation's `JSONDecoder` does; errors that `type` throws
-    /// itself pass through. Integers must be written without a fraction or exponent.
+    /// Decodes `type` from a value ``parse(_:)`` returned. A value that does not fit
+    /// `type` throws `DecodingError`, as Foundation's `JSONDecoder` does; errors that
+    /// `type` throws itself pass through. Integers must be written without a fraction or exponent.
     public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         try T(from: JSONValueDecoder(value: value, codingPath: []))
     }
 
     /// Reads a JSON object whose values are all strings (`{"k":"v",…}`, the form in
-    /// which the store keeps labels), with the same strictness as ``validate(_:)``.
+    /// which the store keeps labels), with the same strictness as ``parse(_:)``.
     public static func stringMap(_ bytes: [UInt8]) throws(VeneerError) -> [String: String] {
         var parser = Parser(bytes: bytes)
         parser.skipSpace()

@@ -117,10 +117,14 @@ enum RawHTTP {
         var description: String
     }
 
+    /// One request on a connection of its own. It says `Connection: close` unless
+    /// `keepAlive`, in which case reading stops once one whole response has arrived.
     static func exchange(
-        socket: String, method: String, target: String, body: [UInt8]?, headers: [(String, String)]
+        socket: String, method: String, target: String, body: [UInt8]?, headers: [(String, String)],
+        keepAlive: Bool = false
     ) throws -> RawResponse {
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\n"
+        if !keepAlive { head += "Connection: close\r\n" }
         for (name, value) in headers {
             head += "\(name): \(value)\r\n"
         }
@@ -130,6 +134,11 @@ enum RawHTTP {
         try connection.writeAll(Array(head.utf8) + (body ?? []))
         var received: [UInt8] = []
         while true {
+            if keepAlive, let response = try? parse(received),
+                let length = response.header("Content-Length").flatMap(Int.init), response.body.count == length
+            {
+                return response
+            }
             let before = received.count
             try connection.read(into: &received)
             if received.count == before { break }

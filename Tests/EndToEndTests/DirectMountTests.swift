@@ -2,7 +2,6 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
-import VeneerOS
 
 /// `POST /v1/mounts` is carried out on the connection's event loop unless the request
 /// has a `Connection` header, which sends it through the router. These tests send the
@@ -15,24 +14,9 @@ struct DirectMountTests {
         _ daemon: Daemon, _ method: String, _ target: String, body: [UInt8]?,
         contentType: String? = "application/json", routed: Bool
     ) throws -> RawResponse {
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\n"
-        if routed { head += "Connection: close\r\n" }
-        if let contentType { head += "Content-Type: \(contentType)\r\n" }
-        head += "Content-Length: \(body?.count ?? 0)\r\n\r\n"
-        let connection = try UnixStreamConnection(path: daemon.socket)
-        try connection.writeAll(Array(head.utf8) + (body ?? []))
-        var received: [UInt8] = []
-        // The connection stays open without `Connection: close`: read one whole response.
-        while true {
-            let before = received.count
-            if let response = try? RawHTTP.parse(received), let length = response.header("Content-Length").flatMap(Int.init),
-                response.body.count == length
-            {
-                return response
-            }
-            try connection.read(into: &received)
-            if received.count == before { return try RawHTTP.parse(received) }
-        }
+        try RawHTTP.exchange(
+            socket: daemon.socket, method: method, target: target, body: body,
+            headers: contentType.map { [("Content-Type", $0)] } ?? [], keepAlive: !routed)
     }
 
     static func json(_ text: String) -> [UInt8] { Array(text.utf8) }

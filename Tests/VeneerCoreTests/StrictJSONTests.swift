@@ -4,7 +4,7 @@ import VeneerCore
 @Suite("Strict JSON syntax")
 struct StrictJSONTests {
     private func accepts(_ text: String) -> Bool {
-        (try? StrictJSON.validate(Array(text.utf8))) != nil
+        (try? StrictJSON.parse(Array(text.utf8))) != nil
     }
 
     @Test(arguments: [
@@ -29,7 +29,7 @@ struct StrictJSONTests {
         #expect(!accepts(#"{"labels":{"a":"b","a":"c"}}"#))
         #expect(!accepts(#"{"a":1,"\u0061":2}"#))
         #expect(accepts(#"{"a":{"a":1},"b":{"a":1}}"#))
-        let error = #expect(throws: VeneerError.self) { try StrictJSON.validate(Array(#"{"key":"a","key":"b"}"#.utf8)) }
+        let error = #expect(throws: VeneerError.self) { try StrictJSON.parse(Array(#"{"key":"a","key":"b"}"#.utf8)) }
         #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains("\"key\" appears twice") == true)
     }
@@ -40,6 +40,6 @@ struct StrictJSONTests {
     }
 
     @Test func invalidUTF8IsRefused() {
-        #expect(throws: VeneerError.self) { try StrictJSON.validate([0x22, 0xFF, 0x22]) }
+        #expect(throws: VeneerError.self) { try StrictJSON.parse([0x22, 0xFF, 0x22]) }
     }
 }

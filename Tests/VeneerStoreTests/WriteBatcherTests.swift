@@ -23,6 +23,14 @@ struct WriteBatcherTests {
         Set(try DatabaseQueue(path: tmp.database).read { db in try String.fetchAll(db, sql: "SELECT name FROM names") })
     }
 
+    /// A job that stores `name` and answers it.
+    private static func inserting(_ name: String) -> @Sendable (Database, WriteBatch) throws -> String {
+        { db, _ in
+            try db.execute(sql: "INSERT INTO names VALUES (?)", arguments: [name])
+            return name
+        }
+    }
+
     /// Queues `jobs` behind a job that holds the writer, so that they run as one batch.
     private func asOneBatch(
         _ batcher: WriteBatcher, _ jobs: [@Sendable (Database, WriteBatch) throws -> String]
@@ -44,19 +52,13 @@ struct WriteBatcherTests {
         let batcher = try batcher(tmp)
         struct Refused: Error {}
         let results = asOneBatch(batcher, [
-            { db, _ in
-                try db.execute(sql: "INSERT INTO names VALUES ('a')")
-                return "a"
-            },
+            Self.inserting("a"),
             { db, _ in
                 // What SQLite does by itself after some errors (a full disk, I/O errors).
                 try db.execute(sql: "ROLLBACK")
                 throw Refused()
             },
-            { db, _ in
-                try db.execute(sql: "INSERT INTO names VALUES ('c')")
-                return "c"
-            },
+            Self.inserting("c"),
         ])
         // Whatever each job is told, the database agrees with it.
         let stored = try names(tmp)
@@ -69,10 +71,7 @@ struct WriteBatcherTests {
         }
         #expect(results.allSatisfy { if case .failure = $0 { true } else { false } })
         // The batcher still works.
-        #expect(try batcher.submitBlocking { db, _ -> String in
-            try db.execute(sql: "INSERT INTO names VALUES ('d')")
-            return "d"
-        } == "d")
+        #expect(try batcher.submitBlocking(Self.inserting("d")) == "d")
         #expect(try names(tmp) == ["d"])
     }
 
@@ -81,18 +80,12 @@ struct WriteBatcherTests {
         let batcher = try batcher(tmp)
         struct Refused: Error {}
         let results = asOneBatch(batcher, [
-            { db, _ in
-                try db.execute(sql: "INSERT INTO names VALUES ('a')")
-                return "a"
-            },
+            Self.inserting("a"),
             { db, _ in
                 try db.execute(sql: "INSERT INTO names VALUES ('b')")
                 throw Refused()
             },
-            { db, _ in
-                try db.execute(sql: "INSERT INTO names VALUES ('c')")
-                return "c"
-            },
+            Self.inserting("c"),
         ])
         #expect(try names(tmp) == ["a", "c"])
         #expect(results.map { (try? $0.get()) ?? "failed" } == ["a", "failed", "c"])
