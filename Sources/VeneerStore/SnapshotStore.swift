@@ -471,7 +471,7 @@ public final class SnapshotStore: Sendable {
             try check(siblings)
             index.mountsBeingRecorded[target] = record
         }
-        let outcome = batcher.submitDetached(durable: false) { db, batch -> RecordedMount in
+        let outcome = batcher.submit(durable: false, drainingHere: false) { db, batch -> RecordedMount in
             // Encoded here, on the writer's thread, while the caller prepares the mount.
             let mountsJSON = JSONWriter.mountArray(mounts)
             try db.cachedStatement(

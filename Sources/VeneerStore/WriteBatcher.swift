@@ -128,22 +128,16 @@ final class WriteBatcher: Sendable {
         try submit(durable: durable, drainingHere: true, body).wait()
     }
 
-    /// Queues `body` for the next batch, run by the writer's own thread, and returns at
-    /// once; ``WriteOutcome/wait()`` gives its value once the batch committed. For a
-    /// thread that has other work to do meanwhile.
-    func submitDetached<T: Sendable>(
-        durable: Bool = true, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
-    ) -> WriteOutcome<T> {
-        submit(durable: durable, drainingHere: false, body)
-    }
-
-    /// Queues `body`; when no batch is running, drains on this thread or on the writer's.
-    private func submit<T: Sendable>(
+    /// Queues `body` and returns; ``WriteOutcome/wait()`` gives its value once the
+    /// batch committed. When no batch is running, `drainingHere` runs the batch on this
+    /// thread before returning (only for a thread that may block); otherwise the
+    /// writer's own thread runs it while the caller does other work.
+    func submit<T: Sendable>(
         durable: Bool, drainingHere: Bool, _ body: @escaping @Sendable (Database, WriteBatch) throws -> T
     ) -> WriteOutcome<T> {
         let outcome = WriteOutcome<T>()
         if enqueue(Self.job(durable: durable, body) { outcome.set($0) }) {
-            if drainingHere { drain() } else { queue.async { self.drain() } }
+            if drainingHere { drain(onCallersThread: true) } else { queue.async { self.drain() } }
         }
         return outcome
     }
@@ -213,18 +207,30 @@ final class WriteBatcher: Sendable {
         }, abandon: { error in complete(.failure(error)) })
     }
 
-    private func drain() {
+    /// Runs batches until no job is left. A caller's thread (`onCallersThread`) runs
+    /// one batch only, the one that holds its own job (queued first, when nothing was
+    /// draining), and leaves later jobs to the writer's thread, so that it does not wait
+    /// for the work of others.
+    private func drain(onCallersThread: Bool = false) {
+        var batchesRun = 0
         while true {
-            let jobs = state.withLock { state -> [Job] in
+            let jobs = state.withLock { state -> [Job]? in
                 if state.jobs.isEmpty {
                     state.draining = false
                     return []
                 }
+                // Still draining: the writer's thread takes over.
+                if onCallersThread && batchesRun > 0 { return nil }
                 let taken = Array(state.jobs.prefix(maxBatch))
                 state.jobs.removeFirst(taken.count)
                 return taken
             }
+            guard let jobs else {
+                queue.async { self.drain() }
+                return
+            }
             if jobs.isEmpty { return }
+            batchesRun += 1
             let batch = WriteBatch()
             var completions: [@Sendable ((any Error)?) -> Void] = []
             var failure: (any Error)?

@@ -36,13 +36,13 @@ struct WriteBatcherTests {
         _ batcher: WriteBatcher, _ jobs: [@Sendable (Database, WriteBatch) throws -> String]
     ) -> [Result<String, any Error>] {
         let holding = DispatchSemaphore(value: 0)
-        let hold = batcher.submitDetached { _, _ -> String in
+        let hold = batcher.submit(durable: true, drainingHere: false) { _, _ -> String in
             holding.signal()
             usleep(100_000)
             return "hold"
         }
         holding.wait()
-        let outcomes = jobs.map { batcher.submitDetached($0) }
+        let outcomes = jobs.map { batcher.submit(durable: true, drainingHere: false, $0) }
         _ = try? hold.wait()
         return outcomes.map { outcome in Result { try outcome.wait() } }
     }
@@ -111,5 +111,32 @@ struct WriteBatcherTests {
             return "b"
         } == "b")
         #expect(try names(tmp) == ["b"])
+    }
+
+    @Test func aCallerDrainingHereRunsOnlyTheBatchOfItsOwnJobAndLeavesLaterJobsToTheWriter() throws {
+        let tmp = try TemporaryDirectory()
+        let batcher = try batcher(tmp)
+        let threads = Mutex<(first: pthread_t?, later: pthread_t?)>((nil, nil))
+        let later = Mutex<WriteOutcome<String>?>(nil)
+        let first = batcher.submit(durable: true, drainingHere: true) { db, batch -> String in
+            threads.withLock { $0.first = pthread_self() }
+            // Queued while this batch runs, so it belongs to the next one.
+            later.withLock {
+                $0 = batcher.submit(durable: true, drainingHere: false) { db, batch -> String in
+                    threads.withLock { $0.later = pthread_self() }
+                    return try Self.inserting("b")(db, batch)
+                }
+            }
+            return try Self.inserting("a")(db, batch)
+        }
+        // The caller's own job committed before submit returned.
+        #expect(try names(tmp).contains("a"))
+        #expect(try first.wait() == "a")
+        let laterOutcome = try #require(later.withLock { $0 })
+        #expect(try laterOutcome.wait() == "b")
+        #expect(try names(tmp) == ["a", "b"])
+        let (firstThread, laterThread) = threads.withLock { ($0.first, $0.later) }
+        #expect(firstThread == pthread_self())
+        #expect(laterThread != nil && laterThread != pthread_self())
     }
 }
