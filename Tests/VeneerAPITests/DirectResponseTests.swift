@@ -216,6 +216,12 @@ struct DirectResponseTests {
 
     // MARK: - Mounts
 
+    /// A mount of a snapshot that does not exist: refused only after the target checks,
+    /// which run off the loop.
+    private func mountOfUnknownSnapshot() -> [HTTPRequestPart] {
+        [post("/v1/mounts"), .body(ByteBuffer(string: #"{"key":"nope","target":"/usr"}"#)), .end(nil)]
+    }
+
     private func post(_ path: String, headers: HTTPFields = [.contentType: "application/json"]) -> HTTPRequestPart {
         .head(HTTPRequest(method: .post, scheme: nil, authority: "localhost", path: path, headerFields: headers))
     }
@@ -302,10 +308,8 @@ struct DirectResponseTests {
     @Test("requests that arrive while a mount runs are answered after it, in order")
     func holdsRequestsBehindMount() async throws {
         try await withAsyncChannel { channel, recorder in
-            // A missing snapshot: refused only after the target checks, off the loop. The
-            // loop cannot write its answer before all these parts have been read.
-            let requests: [HTTPRequestPart] = [
-                post("/v1/mounts"), .body(ByteBuffer(string: #"{"key":"nope","target":"/usr"}"#)), .end(nil),
+            // The loop cannot write the mount's answer before all these parts were read.
+            let requests: [HTTPRequestPart] = mountOfUnknownSnapshot() + [
                 get("/v1/snapshots/a%2Fb%20c"), .end(nil), get("/v1/status"), .end(nil),
             ]
             try await channel.testingEventLoop.executeInContext {
@@ -327,9 +331,7 @@ struct DirectResponseTests {
     @Test("a quiesce that arrives while a mount runs waits for its answer")
     func defersQuiesceDuringMount() async throws {
         try await withAsyncChannel { channel, recorder in
-            let requests: [HTTPRequestPart] = [
-                post("/v1/mounts"), .body(ByteBuffer(string: #"{"key":"nope","target":"/usr"}"#)), .end(nil),
-            ]
+            let requests = mountOfUnknownSnapshot()
             let quiesced = try await channel.testingEventLoop.executeInContext {
                 for part in requests { channel.pipeline.fireChannelRead(part) }
                 channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
@@ -347,9 +349,7 @@ struct DirectResponseTests {
     func defersErrorDuringMount() async throws {
         struct Malformed: Error {}
         try await withAsyncChannel { channel, recorder in
-            let requests: [HTTPRequestPart] = [
-                post("/v1/mounts"), .body(ByteBuffer(string: #"{"key":"nope","target":"/usr"}"#)), .end(nil),
-            ]
+            let requests = mountOfUnknownSnapshot()
             let before = try await channel.testingEventLoop.executeInContext {
                 for part in requests { channel.pipeline.fireChannelRead(part) }
                 channel.pipeline.fireErrorCaught(Malformed())

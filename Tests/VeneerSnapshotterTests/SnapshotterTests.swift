@@ -249,12 +249,7 @@ struct SnapshotterTests {
     @Test func mountsFollowTheChain() async throws {
         let tmp = try TemporaryRoot()
         let snapshotter = try tmp.snapshotter(overlayOptions: ["index=off"])
-        try await snapshotter.layer("L0")
-        try await snapshotter.layer("L1", parent: "L0")
-        try await snapshotter.layer("L2", parent: "L1")
-        let l0 = try await snapshotter.directories("L0").fs
-        let l1 = try await snapshotter.directories("L1").fs
-        let l2 = try await snapshotter.directories("L2").fs
+        let (l0, l1, l2) = try await snapshotter.threeLayers()
 
         let (_, created) = try await snapshotter.create(key: "top", parent: "L2", kind: .active, labels: [:])
         let top = try await snapshotter.directories("top")
@@ -291,12 +286,7 @@ struct SnapshotterTests {
     func lowerChainsFollowChanges() async throws {
         let tmp = try TemporaryRoot()
         let snapshotter = try tmp.snapshotter()
-        try await snapshotter.layer("L0")
-        try await snapshotter.layer("L1", parent: "L0")
-        try await snapshotter.layer("L2", parent: "L1")
-        let l0 = try await snapshotter.directories("L0").fs
-        let l1 = try await snapshotter.directories("L1").fs
-        let oldL2 = try await snapshotter.directories("L2").fs
+        let (l0, l1, oldL2) = try await snapshotter.threeLayers()
         func lowerdir(_ key: String) async throws -> String? {
             try await snapshotter.mounts(key: key).first?.options.first { $0.hasPrefix("lowerdir=") }
         }

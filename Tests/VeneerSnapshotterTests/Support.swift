@@ -76,4 +76,12 @@ extension Snapshotter {
         _ = try await create(key: name + "-work", parent: parent, kind: .active, labels: [:])
         return try await commit(key: name + "-work", name: name, labels: [:])
     }
+
+    /// Commits the chain L0 ← L1 ← L2 and returns their `fs` directories, bottom first.
+    func threeLayers() async throws -> (l0: String, l1: String, l2: String) {
+        try await layer("L0")
+        try await layer("L1", parent: "L0")
+        try await layer("L2", parent: "L1")
+        return (try await directories("L0").fs, try await directories("L1").fs, try await directories("L2").fs)
+    }
 }
