@@ -126,6 +126,10 @@ struct VeneerBench: ParsableCommand {
         }
         let idleRoundTrip = percentile(idleFloor, 0.5)
         print(String(format: "one client, round trip of a stat after 2 ms idle: p50 %.3f ms", idleRoundTrip * 1000))
+        // What the machine itself charges for waking an idle process and hearing back:
+        // the same round trip to a process that does nothing but echo (cat on a pipe).
+        let machineRoundTrip = try echoRoundTrip(idle: 0.002)
+        print(String(format: "round trip to an idle echo process (cat) after 2 ms idle: p50 %.3f ms", machineRoundTrip * 1000))
         print("mount latency (\(mountRuns) mounts per depth, API vs bare system calls):")
         for depth in depths {
             let key = "mnt-\(runTag)-top-\(depth)"
@@ -146,6 +150,7 @@ struct VeneerBench: ParsableCommand {
             let fitsOneCall = options.utf8.count < 4000
             var api: [Double] = []
             var raw: [Double] = []
+            var mounter: [Double] = []
             for _ in 0..<mountRuns {
                 var t0 = SystemClock.monotonicNanoseconds()
                 try expect(c.request("POST", "/v1/mounts", json: #"{"key":"\#(key)","target":"\#(target)"}"#), 201, "mount")
@@ -160,16 +165,61 @@ struct VeneerBench: ParsableCommand {
                 }
                 raw.append(Double(SystemClock.monotonicNanoseconds() - t0) / 1e9)
                 try RawMount.unmount(target)
+
+                // The daemon's own mount code (target check, then libmount or the new
+                // mount API), called in this process: what any daemon built on it pays
+                // besides the round trip.
+                t0 = SystemClock.monotonicNanoseconds()
+                try Mounter.mountOverlay(lowers: lowers, upper: upper, work: work, at: target)
+                mounter.append(Double(SystemClock.monotonicNanoseconds() - t0) / 1e9)
+                try RawMount.unmount(target)
             }
             let apiP50 = percentile(api, 0.5)
             let rawP50 = percentile(raw, 0.5)
-            // What a daemon that did nothing but the same system calls would reach: the bare
-            // calls plus one idle round trip.
+            let mounterP50 = percentile(mounter, 0.5)
+            // Floors: what a daemon would reach that did nothing but the same bare calls
+            // plus one idle round trip of veneerd; and what one would reach that did
+            // nothing but veneerd's mount code (libmount at depth 1) plus the machine's
+            // idle round trip, with no HTTP, JSON, checks or record at all.
             print(String(
                 format: "  depth %3d: API p50 %.3f ms p99 %.3f ms | bare %@ p50 %.3f ms p99 %.3f ms | ratio %.2f (floor %.2f)",
                 depth, apiP50 * 1000, percentile(api, 0.99) * 1000, fitsOneCall ? "mount(2)" : "fsconfig",
                 rawP50 * 1000, percentile(raw, 0.99) * 1000, apiP50 / rawP50, (rawP50 + idleRoundTrip) / rawP50))
+            print(String(
+                format: "             veneerd's mount code in this process p50 %.3f ms (%.2f× bare) | machine floor %.2f",
+                mounterP50 * 1000, mounterP50 / rawP50, (mounterP50 + machineRoundTrip) / rawP50))
         }
+    }
+
+    /// The p50 round trip of 200 bytes through `cat`, after `idle` seconds without
+    /// traffic before each one.
+    private func echoRoundTrip(idle: Double) throws -> Double {
+        let input = Pipe()
+        let output = Pipe()
+        let echo = Process()
+        echo.executableURL = URL(fileURLWithPath: "/bin/cat")
+        echo.standardInput = input
+        echo.standardOutput = output
+        try echo.run()
+        defer {
+            try? input.fileHandleForWriting.close()
+            echo.waitUntilExit()
+        }
+        let message = Data(repeating: UInt8(ascii: "x"), count: 200)
+        var samples: [Double] = []
+        for _ in 0..<200 {
+            Thread.sleep(forTimeInterval: idle)
+            let t0 = SystemClock.monotonicNanoseconds()
+            try input.fileHandleForWriting.write(contentsOf: message)
+            var received = 0
+            while received < message.count {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { throw BenchError("the echo process stopped") }
+                received += chunk.count
+            }
+            samples.append(Double(SystemClock.monotonicNanoseconds() - t0) / 1e9)
+        }
+        return percentile(samples, 0.5)
     }
 
     private func depthList() throws -> [Int] {
