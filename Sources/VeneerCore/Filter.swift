@@ -20,9 +20,9 @@
 /// `fieldpath` alone tests that the field is present; `fieldpath==value` that it is
 /// present and equal; `fieldpath!=value` that it differs; `fieldpath~=regex` that
 /// the regular expression matches somewhere in the field (unanchored, as Go's
-/// `regexp.MatchString`; use `^` and `$` to anchor). Regular expressions use Swift
-/// `Regex` syntax, which for common patterns agrees with Go's RE2, and match
-/// Unicode scalars one at a time, as Go matches runes.
+/// `regexp.MatchString`; use `^` and `$` to anchor). Regular expressions use RE2
+/// syntax, as Go's do, and match Unicode scalars one at a time, as Go matches runes,
+/// in time linear in the field's length (see ``RegularExpression``).
 ///
 /// ## Field paths
 /// Fields are joined by `.`. A field is a run of ASCII letters, digits, `-` and `_`
@@ -142,7 +142,7 @@ struct FilterSelector: Sendable {
         case present
         case equal(String)
         case notEqual(String)
-        case matches(FilterPattern)
+        case matches(RegularExpression)
     }
 
     var field: Field
@@ -193,31 +193,6 @@ struct FilterSelector: Sendable {
         case .matches(let pattern):
             return pattern.matches(value ?? "")
         }
-    }
-}
-
-/// A compiled regular expression that can be shared between tasks.
-///
-/// `Regex` is not declared `Sendable`, but a `Regex` value is immutable: it holds
-/// the parsed pattern and a reference to a program that the matching engine lowers
-/// once and publishes with an atomic compare-and-exchange; every match runs on its
-/// own executor state. The pattern is lowered when the filter is parsed (see
-/// `init`), so concurrent matches only read it. Nothing here is ever mutated.
-final class FilterPattern: @unchecked Sendable {
-    let source: String
-    private let regex: Regex<AnyRegexOutput>
-
-    /// Compiles `source`, throwing the engine's error for an invalid pattern.
-    init(_ source: String) throws {
-        self.source = source
-        self.regex = try Regex(source).matchingSemantics(.unicodeScalar)
-        // Lower the program now rather than on the first snapshot matched.
-        _ = "".contains(regex)
-    }
-
-    /// Unanchored search, like Go's `regexp.MatchString`.
-    func matches(_ value: String) -> Bool {
-        value.contains(regex)
     }
 }
 
@@ -283,7 +258,7 @@ struct FilterParser {
             let valueStart = peekValueStart()
             let source = try parseValue(after: op, regex: true)
             do {
-                test = .matches(try FilterPattern(source))
+                test = .matches(try RegularExpression(source))
             } catch {
                 throw failure(
                     at: valueStart,

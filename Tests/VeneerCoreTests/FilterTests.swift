@@ -244,6 +244,14 @@ struct FilterMatchingTests {
         #expect(count == expected)
         #expect(elapsed < .seconds(2), "matching 10,000 snapshots took \(elapsed)")
     }
+
+    /// Under a backtracking engine this filter takes time exponential in the label's
+    /// length: years for these 2,000 scalars.
+    @Test(.timeLimit(.minutes(1))) func aRegexThatMakesBacktrackingExplodeIsAnswered() throws {
+        let filter = try SnapshotFilter.parse("labels.note~=^(a|aa)+$")
+        #expect(!filter.matches(snapshot("long", .active, labels: ["note": String(repeating: "a", count: 2_000) + "!"])))
+        #expect(filter.matches(snapshot("long", .active, labels: ["note": String(repeating: "a", count: 2_000)])))
+    }
 }
 
 @Suite("Filter parse errors")

@@ -1,0 +1,107 @@
+import Testing
+import VeneerCore
+
+@Suite("Regular expressions of ~= filters (RE2 syntax, no backtracking)")
+struct RegularExpressionTests {
+    private func matches(_ pattern: String, _ text: String) throws -> Bool {
+        try RegularExpression(pattern).matches(text)
+    }
+
+    @Test("each construct of the syntax matches what RE2 matches", arguments: [
+        // literals, unanchored search
+        ("abc", "xxabcxx", true), ("abc", "abx", false), ("", "anything", true), ("", "", true),
+        // anchors
+        ("^abc", "abcd", true), ("^abc", "xabc", false), ("abc$", "xabc", true), ("abc$", "abcx", false),
+        ("^$", "", true), ("^$", "x", false), ("\\Aab\\z", "ab", true), ("\\Aab\\z", "abc", false),
+        ("^b", "a\nb", false), ("(?m)^b", "a\nb", true), ("a$", "a\nb", false), ("(?m)a$", "a\nb", true),
+        // dot
+        ("a.c", "abc", true), ("a.c", "a\nc", false), ("(?s)a.c", "a\nc", true), ("^.$", "α", true),
+        ("^..$", "α", false),
+        // classes
+        ("^[abc]+$", "cab", true), ("^[abc]+$", "cad", false), ("^[a-c0-2]+$", "b1", true),
+        ("^[^a-c]$", "d", true), ("^[^a-c]$", "b", false), ("^[]a]+$", "]a", true), ("^[a-]+$", "-a", true),
+        ("^[\\d.]+$", "1.2", true), ("^[\\D]$", "x", true), ("^[\\D]$", "7", false),
+        ("^[[:alpha:]]+$", "abZ", true), ("^[[:alpha:]]+$", "ab1", false), ("^[[:^digit:]]+$", "ab", true),
+        ("^[[:xdigit:]]+$", "09afAF", true), ("^[\\x{3b1}-\\x{3c9}]+$", "αβω", true),
+        // Perl classes are ASCII, as in RE2
+        ("^\\d+$", "0123456789", true), ("^\\d$", "٣", false), ("^\\w+$", "a_Z9", true), ("^\\w$", "é", false),
+        ("^\\W$", "é", true), ("^\\s$", "\t", true), ("^\\S+$", "ab", true), ("\\s", "ab", false),
+        // word boundaries
+        ("\\bfoo\\b", "a foo b", true), ("\\bfoo\\b", "afoo", false), ("\\Boo", "foo", true), ("\\Bfoo", "foo", false),
+        // groups and alternation
+        ("^(db|web)$", "web", true), ("^(db|web)$", "dbweb", false), ("^(?:a|b)c$", "bc", true),
+        ("^(?P<name>x+)y$", "xxy", true), ("^(?<name>x+)y$", "xy", true), ("^(|a)b$", "b", true), ("a|", "zzz", true),
+        // repetition
+        ("^a*$", "", true), ("^a+$", "", false), ("^ab?c$", "ac", true), ("^a{3}$", "aaa", true),
+        ("^a{3}$", "aa", false), ("^a{2,}$", "aaaaa", true), ("^a{2,3}$", "aaaa", false), ("^a{0}b$", "b", true),
+        ("^(ab){2}$", "abab", true), ("^a*?b+?$", "aab", true), ("a{", "a{", true), ("a{x}", "a{x}", true),
+        ("^a{,2}$", "a{,2}", true), ("^(a*)*$", "aaa", true), ("^(a|b)*c$", "ababc", true),
+        // flags
+        ("(?i)^base$", "BaSe", true), ("^(?i:b)ase$", "Base", true), ("^(?i:b)ase$", "BASE", false),
+        ("(?i)^[a-c]+$", "ABC", true), ("(?i)^[^a]$", "A", false), ("a(?i)b|c", "C", true), ("(?i)(?-i)a", "A", false),
+        ("(?i)^σ$", "Σ", true), ("(?U)^a+$", "aa", true),
+        // escapes
+        ("^\\.$", ".", true), ("^\\.$", "x", false), ("^a\\/b$", "a/b", true), ("^\\x41\\x{42}$", "AB", true),
+        ("^\\101$", "A", true), ("^\\0$", "\u{0}", true), ("^\\t\\n$", "\t\n", true), ("^\\Qa.b\\E$", "a.b", true),
+        ("^\\Qa.b\\E$", "axb", false), ("^\\Qa.b", "a.b", true),
+    ] as [(String, String, Bool)])
+    func construct(_ pattern: String, _ text: String, _ expected: Bool) throws {
+        #expect(try matches(pattern, text) == expected, "\(pattern) against \(text.debugDescription)")
+    }
+
+    @Test("patterns RE2 rejects, or that this engine does not support, fail with a reason", arguments: [
+        ("(", "missing closing )"), ("a)", "unexpected )"), ("[a", "missing closing ]"), ("[z-a]", "invalid character class range z-a"),
+        ("*a", "missing argument to repetition operator *"), ("a**", "invalid nested repetition operator **"),
+        ("a+*", "invalid nested repetition operator +*"), ("{2}", "missing argument to repetition operator {2}"),
+        ("a{1001}", "invalid repeat count {1001}"), ("a{3,2}", "invalid repeat count {3,2}"),
+        ("(a)\\1", "backreferences such as \\1 are not supported"), ("(?=a)", "invalid or unsupported syntax (?="),
+        ("(?<!a)", "invalid named group"), ("\\pL", "Unicode classes (\\p) are not supported"),
+        ("[\\p{Greek}]", "Unicode classes (\\p) are not supported"), ("\\q", "invalid escape sequence \\q"),
+        ("\\", "trailing backslash"), ("\\x4", "invalid escape sequence \\x4"), ("\\x{110000}", "invalid escape sequence"),
+        ("[[:alpah:]]", "invalid character class [:alpah:]"), ("(?)", "invalid flags (?)"), ("(?i-)", "invalid flags (?i-)"),
+        ("(?z)", "invalid or unsupported syntax (?z"), ("(a{1000}){1000}", "the expression is too large"),
+    ])
+    func rejected(_ pattern: String, _ reason: String) {
+        #expect {
+            _ = try RegularExpression(pattern)
+        } throws: { error in
+            guard let error = error as? RegularExpression.SyntaxError else { return false }
+            return error.message.hasPrefix(reason)
+        }
+    }
+
+    @Test("agrees with Swift's Regex where both syntaxes mean the same")
+    func agreesWithSwiftRegex() throws {
+        let patterns = [
+            "a", "^a", "a$", "^a$", "ab|cd", "^(ab|cd)+$", "a*b", "a+b+", "^a?b?$", "(a|b)*abb", "^[0-9]+(\\.[0-9]+)*$",
+            "^[a-z]+-[0-9]{1,3}$", "x{2,4}", "^(x{2}){2}$", "[^abc]", "^[^abc]+$", "\\d\\d", "^\\w+$", "\\s", "c.t",
+            "^(a|ab)(c|bcd)(d*)$", "(a*)+b", "^(?:a|b|c)*$", "^a.*z$", "(?i)^abc$", "^(?i:a)bc$", "\\bcat\\b",
+            "^(a+|b+)*$", "ca?t", "^$", "^.{3}$", "(ab)?c", "^[-a-c]+$", "^\\.+$",
+        ]
+        let inputs = [
+            "", "a", "b", "ab", "abb", "aabb", "cd", "abcd", "abab", "12", "1.25", "1..2", "ab-12", "ab-1234", "xx", "xxxx",
+            "xxxxx", "abc", "d", "de", "a b", "cat", "ct", "caat", "the cat sat", "concat", "abcd", "abbcd", "abcdd",
+            "AbC", "aBC", "aaaaz", "az", "a.z", "...", "-ab", "xyz",
+        ]
+        for pattern in patterns {
+            let ours = try RegularExpression(pattern)
+            let theirs = try Regex(pattern).matchingSemantics(.unicodeScalar)
+            for input in inputs {
+                #expect(ours.matches(input) == input.contains(theirs), "\(pattern) against \(input.debugDescription)")
+            }
+        }
+    }
+
+    /// Patterns that make a backtracking engine take time exponential in the input
+    /// (here, years); this engine answers after (input + 1) × (program size) steps.
+    @Test("patterns that make backtracking engines explode answer at once", .timeLimit(.minutes(1)), arguments: [
+        ("(a*)*b", String(repeating: "a", count: 5_000), false),
+        ("^(a|aa)+$", String(repeating: "a", count: 5_000) + "b", false),
+        ("(x+x+)+y", String(repeating: "x", count: 5_000), false),
+        ("^(\\w+\\s?)*$", String(repeating: "word ", count: 1_000) + "!", false),
+        ("(a*)*b", String(repeating: "a", count: 5_000) + "b", true),
+    ])
+    func noBacktracking(_ pattern: String, _ text: String, _ expected: Bool) throws {
+        #expect(try matches(pattern, text) == expected)
+    }
+}
