@@ -92,6 +92,49 @@ struct RegularExpressionTests {
         }
     }
 
+    @Test("agrees with Swift's Regex on 3,000 random patterns over 40 random inputs each")
+    func agreesOnRandomPatterns() throws {
+        var random = SplitMix64(seed: 0x5EED_2026)
+        var checked = 0
+        for _ in 0..<3_000 {
+            let pattern = randomPattern(&random, depth: 2)
+            let ours = try RegularExpression(pattern)
+            let theirs = try Regex(pattern).matchingSemantics(.unicodeScalar)
+            for _ in 0..<40 {
+                let length = Int(random.next() % 7)
+                let input = String((0..<length).map { _ in Character(["a", "b", "c", "1", "-"][Int(random.next() % 5)]) })
+                #expect(ours.matches(input) == input.contains(theirs), "\(pattern) against \(input.debugDescription)")
+                checked += 1
+            }
+        }
+        #expect(checked == 120_000)
+    }
+
+    /// A pattern of constructs both syntaxes read the same way: literals, `.`, simple
+    /// classes, `\d`, groups, alternation, anchors and small repetitions.
+    private func randomPattern(_ random: inout SplitMix64, depth: Int) -> String {
+        let count = 1 + Int(random.next() % 2)
+        var pattern = ""
+        for _ in 0..<count {
+            var atom: String
+            switch random.next() % (depth > 0 ? 10 : 7) {
+            case 0, 1, 2: atom = ["a", "b", "c", "-"][Int(random.next() % 4)]
+            case 3: atom = "."
+            case 4: atom = ["[ab]", "[^a]", "[a-c]", "[-1]", "\\d", "\\w"][Int(random.next() % 6)]
+            case 5: atom = ["^", "$"][Int(random.next() % 2)]
+            case 6: atom = ""
+            case 7: atom = "(" + randomPattern(&random, depth: depth - 1) + ")"
+            case 8: atom = "(?:" + randomPattern(&random, depth: depth - 1) + "|" + randomPattern(&random, depth: depth - 1) + ")"
+            default: atom = "(" + randomPattern(&random, depth: depth - 1) + ")"
+            }
+            if !atom.isEmpty && atom != "^" && atom != "$" {
+                atom += ["", "", "*", "+", "?", "{2}", "{0,2}", "{1,}", "*?", "+?"][Int(random.next() % 10)]
+            }
+            pattern += atom
+        }
+        return random.next() % 4 == 0 ? pattern + "|" + randomPattern(&random, depth: depth - 1) : pattern
+    }
+
     /// Patterns that make a backtracking engine take time exponential in the input
     /// (here, years); this engine answers after (input + 1) × (program size) steps.
     @Test("patterns that make backtracking engines explode answer at once", .timeLimit(.minutes(1)), arguments: [
@@ -103,5 +146,18 @@ struct RegularExpressionTests {
     ])
     func noBacktracking(_ pattern: String, _ text: String, _ expected: Bool) throws {
         #expect(try matches(pattern, text) == expected)
+    }
+}
+
+/// A small seeded generator, so that every run checks the same patterns.
+private struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
