@@ -124,9 +124,10 @@ struct ListCommand: AsyncParsableCommand {
         abstract: "List snapshots.",
         discussion: """
             Filters use containerd's syntax: selectors such as kind==committed, parent==base, \
-            labels.team (label present), labels.team!=db or key~=^app. Within one filter, \
-            comma-separated selectors must all match; with several --filter options a snapshot \
-            is listed when it matches any of them.
+            labels.team (label present), labels.team!=db or key~=^app (~= takes an RE2 \
+            regular expression, unanchored). Within one filter, comma-separated selectors must \
+            all match; with several --filter options a snapshot is listed when it matches any \
+            of them.
             """)
 
     @OptionGroup var global: GlobalOptions
