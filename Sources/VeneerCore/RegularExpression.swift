@@ -15,7 +15,8 @@
 /// their negations, and ASCII classes such as `[[:alpha:]]`; `\d \D \w \W \s \S`;
 /// anchors `^ $ \A \z`; word boundaries `\b \B`; groups `( )`, `(?: )`,
 /// `(?P<name> )`, `(?<name> )`; alternation `|`; repetition `* + ? {n} {n,} {n,m}`
-/// (at most 1000), each optionally lazy (`*?`); flags `(?i)`, `(?m)`, `(?s)`, `(?U)`
+/// (counts of nested repetitions multiply to at most 1000), each optionally lazy
+/// (`*?`); flags `(?i)`, `(?m)`, `(?s)`, `(?U)`
 /// and `(?flags:re)`; escapes `\a \f \t \n \r \v`, octal `\123`, `\x7F`, `\x{10FFFF}`,
 /// `\Q…\E` and any escaped ASCII punctuation.
 ///
@@ -24,7 +25,7 @@
 ///
 /// `.` does not match a line feed unless `(?s)`; `^` and `$` match at the start and end
 /// of the text unless `(?m)`; `\w`, `\d`, `\s` and `\b` are ASCII-only, as in RE2;
-/// `(?i)` compares a scalar, its lowercase and its uppercase.
+/// `(?i)` takes as equal the scalars of one case orbit (k, K and the Kelvin sign K).
 public struct RegularExpression: Sendable {
     /// Why a pattern was rejected.
     public struct SyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -73,11 +74,11 @@ public struct RegularExpression: Sendable {
                 if addClosure(0, to: &current, previous: previous, here: here, stack: &stack) { return true }
             }
             guard let here, !current.isEmpty else { return false }
-            let (lower, upper) = foldsCase ? Self.caseVariants(here) : (here, here)
+            let orbit = foldsCase ? Self.caseOrbit(here) : []
             let following: UInt32? = position + 1 < input.count ? input[position + 1] : nil
             next.removeAll()
             for pc in current.members {
-                guard case .scalar(let set) = program[pc], set.matches(here, lower: lower, upper: upper) else { continue }
+                guard case .scalar(let set) = program[pc], set.matches(here, orbit: orbit) else { continue }
                 if addClosure(pc + 1, to: &next, previous: here, here: following, stack: &stack) { return true }
             }
             swap(&current, &next)
@@ -111,21 +112,37 @@ public struct RegularExpression: Sendable {
         return false
     }
 
-    /// The simple lowercase and uppercase mappings of a scalar (itself where the
-    /// mapping is not one scalar).
-    private static func caseVariants(_ value: UInt32) -> (lower: UInt32, upper: UInt32) {
-        if value < 0x80 {
-            if value >= 0x41 && value <= 0x5A { return (value + 0x20, value) }
-            if value >= 0x61 && value <= 0x7A { return (value, value - 0x20) }
-            return (value, value)
-        }
-        guard let scalar = Unicode.Scalar(value) else { return (value, value) }
-        func single(_ mapped: String) -> UInt32 {
+    /// The scalars a case-insensitive match takes as equal to `value`, other than
+    /// itself: the rest of its case orbit (k: K and the Kelvin sign; σ: Σ and ς).
+    static func caseOrbit(_ value: UInt32) -> [UInt32] {
+        caseOrbits[value] ?? []
+    }
+
+    /// Every cased scalar below U+20000 (where all cased scripts are), with the others
+    /// of its orbit: the scalars that map to the same one through uppercase, then
+    /// lowercase, mappings of one scalar. Dotless ı and dotted İ stay alone, as in the
+    /// simple case folding RE2 uses. Built on first use, in about 0.1 s.
+    private static let caseOrbits: [UInt32: [UInt32]] = {
+        func single(_ mapped: String, else value: UInt32) -> UInt32 {
             let scalars = mapped.unicodeScalars
             return scalars.count == 1 ? scalars[scalars.startIndex].value : value
         }
-        return (single(scalar.properties.lowercaseMapping), single(scalar.properties.uppercaseMapping))
-    }
+        var groups: [UInt32: [UInt32]] = [:]
+        for value in UInt32(0)..<0x20000 where value != 0x130 && value != 0x131 {
+            guard let scalar = Unicode.Scalar(value) else { continue }
+            let upper = single(scalar.properties.uppercaseMapping, else: value)
+            let lower = single(scalar.properties.lowercaseMapping, else: value)
+            guard upper != value || lower != value else { continue }
+            let canonical = Unicode.Scalar(upper).map { single($0.properties.lowercaseMapping, else: upper) } ?? upper
+            groups[canonical, default: []].append(value)
+        }
+        var orbits: [UInt32: [UInt32]] = [:]
+        for (canonical, members) in groups {
+            let orbit = Set(members + [canonical])
+            for member in orbit { orbits[member] = orbit.filter { $0 != member }.sorted() }
+        }
+        return orbits
+    }()
 }
 
 // MARK: - Program
@@ -206,8 +223,10 @@ extension RegularExpression {
             return false
         }
 
-        func matches(_ value: UInt32, lower: UInt32, upper: UInt32) -> Bool {
-            let found = contains(value) || (foldsCase && (contains(lower) || contains(upper)))
+        /// Whether the set holds `value`, or, when it folds case, one of the scalars of
+        /// `orbit`, the others of its case orbit.
+        func matches(_ value: UInt32, orbit: [UInt32]) -> Bool {
+            let found = contains(value) || (foldsCase && orbit.contains { contains($0) })
             return found != negated
         }
     }
@@ -225,8 +244,27 @@ extension RegularExpression {
         case scalar(ScalarSet)
         case concatenation([Node])
         case alternation([Node])
-        case repetition(Node, min: Int, max: Int?)
+        /// `braces`: written `{n}`, `{n,}` or `{n,m}`, whose counts multiply along a
+        /// nesting (at most ``RegularExpression/maxRepeatCount`` in all, as in RE2).
+        case repetition(Node, min: Int, max: Int?, braces: Bool)
         case assertion(Assertion)
+
+        /// Whether the counts of nested brace repetitions multiply to at most `budget`
+        /// along every path (RE2's rule; `{0}` and `{0,0}` end the path).
+        func repeatCountsFit(_ budget: Int) -> Bool {
+            switch self {
+            case .empty, .scalar, .assertion:
+                return true
+            case .concatenation(let nodes), .alternation(let nodes):
+                return nodes.allSatisfy { $0.repeatCountsFit(budget) }
+            case .repetition(let node, let min, let max, let braces):
+                guard braces else { return node.repeatCountsFit(budget) }
+                let count = max ?? min
+                if count == 0 { return true }
+                if count > budget { return false }
+                return node.repeatCountsFit(budget / count)
+            }
+        }
     }
 
     /// Thompson's construction: one instruction per scalar set and assertion, splits
@@ -267,7 +305,7 @@ extension RegularExpression {
                     }
                 }
                 for jump in jumpsToEnd { program[jump] = .jump(program.count) }
-            case .repetition(let node, let min, let max):
+            case .repetition(let node, let min, let max, _):
                 for _ in 0..<min { try emit(node) }
                 if let max {
                     // x{min,max}: max − min optional copies, each of which may end the run.
@@ -339,8 +377,25 @@ extension RegularExpression {
         private mutating func parseConcatenation() throws(SyntaxError) -> Node {
             var items: [Node] = []
             while let c = peek, c != "|", c != ")" {
-                guard let atom = try parseAtom() else { continue }
-                items.append(try parseRepetitions(of: atom))
+                var atom: Node?
+                if c == "\\", position + 1 < scalars.count, scalars[position + 1] == "Q" {
+                    // \Q…\E: literal scalars, a repetition after it applies to the last.
+                    var literals = parseQuotedLiterals()
+                    atom = literals.popLast()
+                    items += literals
+                } else {
+                    atom = try parseAtom()
+                }
+                if let atom {
+                    items.append(try parseRepetitions(of: atom))
+                } else if startsRepetition() {
+                    // After a flag group or an empty \Q\E, a repetition applies to what
+                    // came before it, as in RE2: a(?i)* is a*.
+                    guard let previous = items.popLast() else {
+                        throw failure("missing argument to repetition operator \(repetitionText())")
+                    }
+                    items.append(try parseRepetitions(of: previous))
+                }
             }
             switch items.count {
             case 0: return .empty
@@ -353,12 +408,49 @@ extension RegularExpression {
         /// is an error, as in RE2.
         private mutating func parseRepetitions(of atom: Node) throws(SyntaxError) -> Node {
             let start = position
+            let braces = peek == "{"
             guard let (min, max) = try parseRepetitionOperator() else { return atom }
+            let written = text(start..<position)
             if peek == "?" { position += 1 }
             if try parseRepetitionOperator() != nil {
                 throw failure("invalid nested repetition operator \(text(start..<position))")
             }
-            return .repetition(atom, min: min, max: max)
+            let repetition = Node.repetition(atom, min: min, max: max, braces: braces)
+            if braces && (min >= 2 || (max ?? 0) >= 2) && !repetition.repeatCountsFit(RegularExpression.maxRepeatCount) {
+                throw failure(
+                    "invalid repeat count \(written): nested repetitions multiply to more than \(RegularExpression.maxRepeatCount)")
+            }
+            return repetition
+        }
+
+        /// Whether a repetition operator starts at the position.
+        private func startsRepetition() -> Bool {
+            switch peek {
+            case "*", "+", "?": return true
+            case "{": return braceRepetition(at: position) != nil
+            default: return false
+            }
+        }
+
+        /// The repetition operator at the position, as written.
+        private func repetitionText() -> String {
+            if peek == "{", let (_, _, end) = braceRepetition(at: position) { return text(position..<end) }
+            return text(position..<position + 1)
+        }
+
+        /// The scalars of `\Q…\E` (or `\Q…` to the end) at the position, consumed.
+        private mutating func parseQuotedLiterals() -> [Node] {
+            position += 2
+            var literals: [Node] = []
+            while let q = peek {
+                if q == "\\", position + 1 < scalars.count, scalars[position + 1] == "E" {
+                    position += 2
+                    break
+                }
+                literals.append(literal(q.value))
+                position += 1
+            }
+            return literals
         }
 
         /// `*`, `+`, `?` or a well-formed `{n}`, `{n,}`, `{n,m}` at the position (then
@@ -393,6 +485,8 @@ extension RegularExpression {
         /// a literal, as in RE2).
         private func braceRepetition(at start: Int) -> (Int, Int?, Int)? {
             var index = start + 1
+            var wellFormed = true
+            /// A count: decimal digits, without a leading zero unless it is just 0.
             func number() -> Int? {
                 var value = 0
                 let first = index
@@ -400,6 +494,7 @@ extension RegularExpression {
                     value = min(value * 10 + Int(scalars[index].value - 0x30), 1_000_000)
                     index += 1
                 }
+                if index - first > 1 && scalars[first] == "0" { wellFormed = false }
                 return index > first ? value : nil
             }
             guard let min = number() else { return nil }
@@ -408,7 +503,7 @@ extension RegularExpression {
                 index += 1
                 max = number()
             }
-            guard index < scalars.count, scalars[index] == "}" else { return nil }
+            guard wellFormed, index < scalars.count, scalars[index] == "}" else { return nil }
             return (min, max, index + 1)
         }
 
@@ -448,9 +543,11 @@ extension RegularExpression {
             }
         }
 
+        /// One scalar; in case-insensitive mode, any of its case orbit.
         private func literal(_ value: UInt32) -> Node {
-            var set = ScalarSet.single(value)
-            set.foldsCase = flags.caseInsensitive
+            guard flags.caseInsensitive else { return .scalar(.single(value)) }
+            var set = ScalarSet(ranges: ScalarSet.normalized(([value] + RegularExpression.caseOrbit(value)).map { $0...$0 }))
+            set.foldsCase = true
             return .scalar(set)
         }
 
@@ -475,7 +572,6 @@ extension RegularExpression {
                 } else {
                     // Flags: (?i) holds until the enclosing group closes, (?i:re) within re.
                     var negate = false
-                    var sawFlag = false
                     var sawNegatedFlag = false
                     loop: while true {
                         guard let f = peek else { throw failure("missing closing ) after \(text(start..<position))") }
@@ -490,7 +586,7 @@ extension RegularExpression {
                             negate = true
                             continue loop
                         case ")", ":":
-                            if (negate && !sawNegatedFlag) || (f == ")" && !sawFlag && !sawNegatedFlag) {
+                            if negate && !sawNegatedFlag {
                                 throw failure("invalid flags \(text(start..<position))")
                             }
                             if f == ")" { return nil }
@@ -499,7 +595,7 @@ extension RegularExpression {
                             throw failure(
                                 "invalid or unsupported syntax \(text(start..<position)): lookaround and other Perl groups are not supported")
                         }
-                        if negate { sawNegatedFlag = true } else { sawFlag = true }
+                        if negate { sawNegatedFlag = true }
                     }
                 }
             }
@@ -529,18 +625,6 @@ extension RegularExpression {
             case "B":
                 position += 2
                 return .assertion(.notWordBoundary)
-            case "Q":
-                position += 2
-                var items: [Node] = []
-                while let q = peek {
-                    if q == "\\", position + 1 < scalars.count, scalars[position + 1] == "E" {
-                        position += 2
-                        break
-                    }
-                    items.append(literal(q.value))
-                    position += 1
-                }
-                return items.isEmpty ? .empty : .concatenation(items)
             default:
                 if let set = try parsePerlClass() { return .scalar(set) }
                 return literal(try parseEscapedScalar())
@@ -561,7 +645,8 @@ extension RegularExpression {
             }
             let name = scalars[position + 1]
             position += 2
-            if name.properties.isUppercase { set.ranges = ScalarSet.complement(set.ranges) }
+            if name.properties.isUppercase { set.ranges = complementFoldingFirst(set.ranges) }
+            set.foldsCase = flags.caseInsensitive
             return set
         }
 
@@ -703,14 +788,32 @@ extension RegularExpression {
                 index += 1
             }
             let nameStart = index
-            while index < scalars.count, scalars[index] != ":", scalars[index] != "]" { index += 1 }
-            guard index + 1 < scalars.count, scalars[index] == ":", scalars[index + 1] == "]" else { return nil }
+            while index + 1 < scalars.count, !(scalars[index] == ":" && scalars[index + 1] == "]") { index += 1 }
+            guard index + 1 < scalars.count else { return nil }
             let name = text(nameStart..<index)
             guard let ranges = Self.asciiClasses[name] else {
                 throw failure("invalid character class \(text(position..<index + 2))")
             }
             position = index + 2
-            return negated ? ScalarSet.complement(ranges) : ranges
+            return negated ? complementFoldingFirst(ranges) : ranges
+        }
+
+        /// The complement of an ASCII class; in case-insensitive mode, of the class with
+        /// both cases of its letters (and the Kelvin sign and long s with k and s), as
+        /// RE2 folds case before it complements: `(?i)[[:^lower:]]` matches no letter.
+        private func complementFoldingFirst(_ ranges: [ClosedRange<UInt32>]) -> [ClosedRange<UInt32>] {
+            guard flags.caseInsensitive else { return ScalarSet.complement(ranges) }
+            var closed = ranges
+            for range in ranges {
+                for (lower, upper) in [(UInt32(0x61), UInt32(0x7A)), (0x41, 0x5A)] {
+                    let low = max(range.lowerBound, lower)
+                    let high = min(range.upperBound, upper)
+                    if low <= high { closed.append((low ^ 0x20)...(high ^ 0x20)) }
+                }
+                if range.contains(0x6B) || range.contains(0x4B) { closed.append(0x212A...0x212A) }
+                if range.contains(0x73) || range.contains(0x53) { closed.append(0x17F...0x17F) }
+            }
+            return ScalarSet.complement(ScalarSet.normalized(closed))
         }
 
         private mutating func parseClassScalar() throws(SyntaxError) -> UInt32 {

@@ -44,6 +44,19 @@ struct RegularExpressionTests {
         ("^\\.$", ".", true), ("^\\.$", "x", false), ("^a\\/b$", "a/b", true), ("^\\x41\\x{42}$", "AB", true),
         ("^\\101$", "A", true), ("^\\0$", "\u{0}", true), ("^\\t\\n$", "\t\n", true), ("^\\Qa.b\\E$", "a.b", true),
         ("^\\Qa.b\\E$", "axb", false), ("^\\Qa.b", "a.b", true),
+        // a repetition after \Q…\E applies to its last scalar; after a flag group or an
+        // empty \Q\E, to what came before
+        ("^\\Qab\\E{2}$", "abb", true), ("^\\Qab\\E{2}$", "abab", false), ("^a\\Q\\E*$", "", true),
+        ("^a(?i)*$", "aaa", true), ("^a(?)b$", "ab", true),
+        // counts with a leading zero are not counts: the brace is literal
+        ("^a{01}$", "a{01}", true), ("^a{01}$", "a", false), ("^a{0,01}$", "a{0,01}", true),
+        // case-insensitive: complements fold first, orbits hold more than two scalars
+        ("(?i)[[:^lower:]]", "a", false), ("(?i)[[:^lower:]]", "A", false), ("(?i)[^[:^lower:]]", "A", true),
+        ("(?i)\\W", "\u{212A}", false), ("(?i)^k$", "\u{212A}", true), ("(?i)^\u{212A}$", "k", true),
+        ("(?i)^s$", "ſ", true), ("(?i)^ς$", "σ", true), ("(?i)^[a-z]$", "ſ", true), ("(?i)^µ$", "Μ", true),
+        ("(?i)^i$", "ı", false), ("(?i)^ß$", "ẞ", true),
+        // a POSIX class name runs to the first ":]"
+        ("^[[:alpha:]x]+$", "ax", true),
     ] as [(String, String, Bool)])
     func construct(_ pattern: String, _ text: String, _ expected: Bool) throws {
         #expect(try matches(pattern, text) == expected, "\(pattern) against \(text.debugDescription)")
@@ -58,8 +71,12 @@ struct RegularExpressionTests {
         ("(?<!a)", "invalid named group"), ("\\pL", "Unicode classes (\\p) are not supported"),
         ("[\\p{Greek}]", "Unicode classes (\\p) are not supported"), ("\\q", "invalid escape sequence \\q"),
         ("\\", "trailing backslash"), ("\\x4", "invalid escape sequence \\x4"), ("\\x{110000}", "invalid escape sequence"),
-        ("[[:alpah:]]", "invalid character class [:alpah:]"), ("(?)", "invalid flags (?)"), ("(?i-)", "invalid flags (?i-)"),
-        ("(?z)", "invalid or unsupported syntax (?z"), ("(a{1000}){1000}", "the expression is too large"),
+        ("[[:alpah:]]", "invalid character class [:alpah:]"), ("(?-)", "invalid flags (?-)"), ("(?i-)", "invalid flags (?i-)"),
+        ("(?z)", "invalid or unsupported syntax (?z"), ("(a{1000}){1000}", "invalid repeat count {1000}"),
+        ("(?:a{10}){101}", "invalid repeat count {101}: nested repetitions multiply to more than 1000"),
+        ("(?:(a{2})*){501}", "invalid repeat count {501}"), ("(?i)*", "missing argument to repetition operator *"),
+        ("\\Q\\E+", "missing argument to repetition operator +"), ("[[:alpha]x:]]", "invalid character class [:alpha]x:]"),
+        ("a{1000}b{1000}c{1000}d{1000}e{1000}f{1000}g{1000}h{1000}i{1000}j{1000}k{1000}", "the expression is too large"),
     ])
     func rejected(_ pattern: String, _ reason: String) {
         #expect {
