@@ -61,50 +61,69 @@ public struct RegularExpression: Sendable {
     /// Whether the expression matches anywhere in `text` (an unanchored search, as Go's
     /// `regexp.MatchString`).
     public func matches(_ text: String) -> Bool {
-        let input = Array(text.unicodeScalars.lazy.map(\.value))
-        var current = StateSet(capacity: program.count)
-        var next = StateSet(capacity: program.count)
-        var stack: [Int] = []
-        stack.reserveCapacity(16)
-        var position = 0
-        while true {
-            let here: UInt32? = position < input.count ? input[position] : nil
-            let previous: UInt32? = position > 0 ? input[position - 1] : nil
-            if position == 0 || !anchoredAtStart {
-                if addClosure(0, to: &current, previous: previous, here: here, stack: &stack) { return true }
+        // Two state sets (index and members, `size` each) and the closure's stack (at
+        // most two pushes per state added, plus the start), in one temporary buffer.
+        let size = program.count
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 6 * size + 2) { buffer -> Bool in
+            guard let base = buffer.baseAddress else { return false }
+            base.initialize(repeating: 0, count: 6 * size + 2)
+            var current = StateSet(index: base, members: base + size)
+            var next = StateSet(index: base + 2 * size, members: base + 3 * size)
+            let stack = base + 4 * size
+            return program.withUnsafeBufferPointer { program -> Bool in
+                var scalars = text.unicodeScalars.makeIterator()
+                var previous: UInt32? = nil
+                var here: UInt32? = scalars.next()?.value
+                var atStart = true
+                while true {
+                    if atStart || !anchoredAtStart {
+                        if Self.addClosure(program, 0, to: &current, previous: previous, here: here, stack: stack) { return true }
+                    }
+                    guard let scalar = here, current.count > 0 else { return false }
+                    let orbit = foldsCase ? Self.caseOrbit(scalar) : []
+                    let following = scalars.next()?.value
+                    next.count = 0
+                    for i in 0..<current.count {
+                        let pc = current.members[i]
+                        guard case .scalar(let set) = program[pc], set.matches(scalar, orbit: orbit) else { continue }
+                        if Self.addClosure(program, pc + 1, to: &next, previous: scalar, here: following, stack: stack) { return true }
+                    }
+                    swap(&current, &next)
+                    previous = scalar
+                    here = following
+                    atStart = false
+                }
             }
-            guard let here, !current.isEmpty else { return false }
-            let orbit = foldsCase ? Self.caseOrbit(here) : []
-            let following: UInt32? = position + 1 < input.count ? input[position + 1] : nil
-            next.removeAll()
-            for pc in current.members {
-                guard case .scalar(let set) = program[pc], set.matches(here, orbit: orbit) else { continue }
-                if addClosure(pc + 1, to: &next, previous: here, here: following, stack: &stack) { return true }
-            }
-            swap(&current, &next)
-            position += 1
         }
     }
 
     /// Adds `start` and every state reachable from it without reading a scalar, at a
     /// position between `previous` and `here`; true when that reaches the match.
-    private func addClosure(
-        _ start: Int, to set: inout StateSet, previous: UInt32?, here: UInt32?, stack: inout [Int]
+    private static func addClosure(
+        _ program: UnsafeBufferPointer<Instruction>, _ start: Int, to set: inout StateSet, previous: UInt32?, here: UInt32?,
+        stack: UnsafeMutablePointer<Int>
     ) -> Bool {
-        stack.removeAll(keepingCapacity: true)
-        stack.append(start)
-        while let pc = stack.popLast() {
+        var depth = 1
+        stack[0] = start
+        while depth > 0 {
+            depth -= 1
+            let pc = stack[depth]
             guard set.insert(pc) else { continue }
             switch program[pc] {
             case .match:
                 return true
             case .jump(let target):
-                stack.append(target)
+                stack[depth] = target
+                depth += 1
             case .split(let first, let second):
-                stack.append(second)
-                stack.append(first)
+                stack[depth] = second
+                stack[depth + 1] = first
+                depth += 2
             case .assertion(let assertion):
-                if assertion.holds(previous: previous, here: here) { stack.append(pc + 1) }
+                if assertion.holds(previous: previous, here: here) {
+                    stack[depth] = pc + 1
+                    depth += 1
+                }
             case .scalar:
                 break
             }
@@ -827,29 +846,25 @@ extension RegularExpression {
 
 // MARK: - State sets
 
-/// The states of the automaton active at one position: a sparse set, cleared in
-/// constant time, that keeps the order of insertion.
+/// The states of the automaton active at one position: a sparse set over caller-owned
+/// memory, cleared in constant time, that keeps the order of insertion.
 private struct StateSet {
-    private(set) var members: [Int] = []
-    private var index: [Int]
+    let index: UnsafeMutablePointer<Int>
+    let members: UnsafeMutablePointer<Int>
+    var count = 0
 
-    init(capacity: Int) {
-        index = Array(repeating: 0, count: capacity)
-        members.reserveCapacity(capacity)
+    init(index: UnsafeMutablePointer<Int>, members: UnsafeMutablePointer<Int>) {
+        self.index = index
+        self.members = members
     }
-
-    var isEmpty: Bool { members.isEmpty }
 
     /// Inserts `state`; false when it was already there.
     mutating func insert(_ state: Int) -> Bool {
         let slot = index[state]
-        if slot < members.count && members[slot] == state { return false }
-        index[state] = members.count
-        members.append(state)
+        if slot < count && members[slot] == state { return false }
+        index[state] = count
+        members[count] = state
+        count += 1
         return true
-    }
-
-    mutating func removeAll() {
-        members.removeAll(keepingCapacity: true)
     }
 }
