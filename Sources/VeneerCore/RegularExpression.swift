@@ -630,24 +630,15 @@ extension RegularExpression {
 
         private mutating func parseEscapeOutsideClass() throws(SyntaxError) -> Node {
             guard position + 1 < scalars.count else { throw failure("trailing backslash at the end of the expression") }
-            let c = scalars[position + 1]
-            switch c {
-            case "A":
+            let assertions: [Unicode.Scalar: Assertion] = [
+                "A": .beginText, "z": .endText, "b": .wordBoundary, "B": .notWordBoundary,
+            ]
+            if let assertion = assertions[scalars[position + 1]] {
                 position += 2
-                return .assertion(.beginText)
-            case "z":
-                position += 2
-                return .assertion(.endText)
-            case "b":
-                position += 2
-                return .assertion(.wordBoundary)
-            case "B":
-                position += 2
-                return .assertion(.notWordBoundary)
-            default:
-                if let set = try parsePerlClass() { return .scalar(set) }
-                return literal(try parseEscapedScalar())
+                return .assertion(assertion)
             }
+            if let set = try parsePerlClass() { return .scalar(set) }
+            return literal(try parseEscapedScalar())
         }
 
         /// `\d \D \w \W \s \S` at the position (consumed), or nil.
