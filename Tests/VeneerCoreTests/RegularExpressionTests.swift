@@ -68,7 +68,7 @@ struct RegularExpressionTests {
         ("a+*", "invalid nested repetition operator +*"), ("{2}", "missing argument to repetition operator {2}"),
         ("a{1001}", "invalid repeat count {1001}"), ("a{3,2}", "invalid repeat count {3,2}"),
         ("(a)\\1", "backreferences such as \\1 are not supported"), ("(?=a)", "invalid or unsupported syntax (?="),
-        ("(?<!a)", "invalid named group"), ("\\pL", "Unicode classes (\\p) are not supported"),
+        ("(?<!a)", "invalid or unsupported syntax (?<!"), ("(?P<a-b>x)", "invalid named group"), ("\\pL", "Unicode classes (\\p) are not supported"),
         ("[\\p{Greek}]", "Unicode classes (\\p) are not supported"), ("\\q", "invalid escape sequence \\q"),
         ("\\", "trailing backslash"), ("\\x4", "invalid escape sequence \\x4"), ("\\x{110000}", "invalid escape sequence"),
         ("[[:alpah:]]", "invalid character class [:alpah:]"), ("(?-)", "invalid flags (?-)"), ("(?i-)", "invalid flags (?i-)"),
