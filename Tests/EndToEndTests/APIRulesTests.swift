@@ -690,6 +690,21 @@ struct APIRulesTests {
         }
     }
 
+    /// Under a backtracking engine the first filter takes time exponential in the
+    /// label's length: years for these 2,000 scalars.
+    @Test("~= filters are answered whatever the pattern, and refuse what RE2 refuses", .timeLimit(.minutes(1)))
+    func regexFiltersCannotHang() async throws {
+        try await withDaemon { daemon in
+            let api = CheckedAPI(daemon)
+            try await api.prepared("long", labels: ["note": String(repeating: "a", count: 2_000) + "!"])
+            try await api.prepared("short", labels: ["note": "aa"])
+            #expect(try await api.keys(["labels.note~=^(a|aa)+$"]) == ["short"])
+            #expect(try await api.keys(["labels.note~=(a*)*!"]) == ["long"])
+            expectError(try await api.list(["key~=(a)\\1"]), 400, "invalid_argument", mentioning: ["backreferences"])
+            expectError(try await api.list(["key~=(?=a)"]), 400, "invalid_argument", mentioning: ["lookaround"])
+        }
+    }
+
     // MARK: Keys
 
     static let oddKeys: [String] = [
