@@ -526,6 +526,7 @@ extension RegularExpression {
         /// One atom, or nil for a flag group such as `(?i)` that only changes flags.
         private mutating func parseAtom() throws(SyntaxError) -> Node? {
             guard let c = peek else { return nil }
+            if startsRepetition() { throw failure("missing argument to repetition operator \(repetitionText())") }
             switch c {
             case "(":
                 return try parseGroup()
@@ -545,14 +546,6 @@ extension RegularExpression {
                 return .assertion(flags.multiLine ? .endLine : .endText)
             case "\\":
                 return try parseEscapeOutsideClass()
-            case "*", "+", "?":
-                throw failure("missing argument to repetition operator \(c)")
-            case "{":
-                if let (_, _, end) = braceRepetition(at: position) {
-                    throw failure("missing argument to repetition operator \(text(position..<end))")
-                }
-                position += 1
-                return literal(c.value)
             default:
                 position += 1
                 return literal(c.value)
@@ -574,8 +567,7 @@ extension RegularExpression {
             if peek == "?" {
                 position += 1
                 if peek == "<", position + 1 < scalars.count, scalars[position + 1] == "=" || scalars[position + 1] == "!" {
-                    throw failure(
-                        "invalid or unsupported syntax \(text(start..<position + 2)): lookaround and other Perl groups are not supported")
+                    throw unsupportedGroup(text(start..<position + 2))
                 }
                 if peek == "P" || peek == "<" {
                     if peek == "P" { position += 1 }
@@ -612,8 +604,7 @@ extension RegularExpression {
                             if f == ")" { return nil }
                             break loop
                         default:
-                            throw failure(
-                                "invalid or unsupported syntax \(text(start..<position)): lookaround and other Perl groups are not supported")
+                            throw unsupportedGroup(text(start..<position))
                         }
                         if negate { sawNegatedFlag = true }
                     }
@@ -629,12 +620,16 @@ extension RegularExpression {
             return inner
         }
 
+        private func unsupportedGroup(_ written: String) -> SyntaxError {
+            failure("invalid or unsupported syntax \(written): lookaround and other Perl groups are not supported")
+        }
+
+        private static let assertionEscapes: [Unicode.Scalar: Assertion] = [
+            "A": .beginText, "z": .endText, "b": .wordBoundary, "B": .notWordBoundary,
+        ]
+
         private mutating func parseEscapeOutsideClass() throws(SyntaxError) -> Node {
-            guard position + 1 < scalars.count else { throw failure("trailing backslash at the end of the expression") }
-            let assertions: [Unicode.Scalar: Assertion] = [
-                "A": .beginText, "z": .endText, "b": .wordBoundary, "B": .notWordBoundary,
-            ]
-            if let assertion = assertions[scalars[position + 1]] {
+            if position + 1 < scalars.count, let assertion = Self.assertionEscapes[scalars[position + 1]] {
                 position += 2
                 return .assertion(assertion)
             }
@@ -675,8 +670,8 @@ extension RegularExpression {
             case "r": return 0x0D
             case "v": return 0x0B
             case "0"..."7":
-                // Octal: \0, \0N, \0NN, or \NNN with two more digits; a lone \1 … \9 is
-                // a backreference.
+                // Octal: \0 to \0NN, or \1 … \7 followed by one or two more octal digits;
+                // a lone \1 … \9 is a backreference.
                 var value = c.value - 0x30
                 var digits = 1
                 while digits < 3, let d = peek, ("0"..."7").contains(d) {
