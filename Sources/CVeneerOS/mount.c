@@ -95,6 +95,27 @@ int veneer_mount_id(const char *path, uint64_t *mount_id) {
     return 0;
 }
 
+int veneer_statx_mount(int dirfd, const char *path, int flags, uint64_t *mount_id, uint32_t *dev_major,
+                       uint32_t *dev_minor, int *mount_root) {
+    union {
+        struct statx stx;
+        unsigned char bytes[256];
+    } buffer;
+    if (statx(dirfd, path, flags | AT_NO_AUTOMOUNT, STATX_BASIC_STATS | STATX_MNT_ID, &buffer.stx) != 0) {
+        return -1;
+    }
+    if (!(buffer.stx.stx_mask & STATX_MNT_ID)) {
+        return -2;
+    }
+    memcpy(mount_id, buffer.bytes + 144, sizeof(*mount_id));
+    *dev_major = buffer.stx.stx_dev_major;
+    *dev_minor = buffer.stx.stx_dev_minor;
+    *mount_root = (buffer.stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+        ? ((buffer.stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) ? 1 : 0)
+        : -1;
+    return 0;
+}
+
 struct veneer_mount_job {
     const char *directory;
     const char *source;
@@ -150,4 +171,8 @@ int veneer_mount(const char *source, const char *target, const char *fstype,
 
 int veneer_umount(const char *target, int flags) {
     return umount2(target, flags);
+}
+
+int veneer_rename_exchange(const char *a, const char *b) {
+    return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, VENEER_RENAME_EXCHANGE);
 }

@@ -25,11 +25,16 @@ public struct MountEntry: Sendable, Equatable {
     public var options: String
     /// The per-mount options alone (`ro`/`rw`, `nosuid`, `relatime`, ...).
     public var mountOptions: String
+    /// The device of the mounted file system (`major:minor` in mountinfo).
+    public var deviceMajor: UInt32
+    public var deviceMinor: UInt32
 
     public init(
         id: Int, parentID: Int, target: String, fsType: String, source: String, root: String, options: String,
-        mountOptions: String
+        mountOptions: String, deviceMajor: UInt32 = 0, deviceMinor: UInt32 = 0
     ) {
+        self.deviceMajor = deviceMajor
+        self.deviceMinor = deviceMinor
         self.id = id
         self.parentID = parentID
         self.target = target
@@ -96,6 +101,10 @@ public enum MountTable {
             var fs: OpaquePointer?
             while mnt_table_next_fs(table, iterator, &fs) == 0 {
                 guard let fs else { continue }
+                // glibc's encoding of dev_t.
+                let device = UInt64(mnt_fs_get_devno(fs))
+                let major = UInt32(truncatingIfNeeded: ((device >> 8) & 0xfff) | ((device >> 32) & ~UInt64(0xfff)))
+                let minor = UInt32(truncatingIfNeeded: (device & 0xff) | ((device >> 12) & ~UInt64(0xff)))
                 entries.append(
                     MountEntry(
                         id: Int(mnt_fs_get_id(fs)),
@@ -105,7 +114,8 @@ public enum MountTable {
                         source: string(mnt_fs_get_source(fs)),
                         root: string(mnt_fs_get_root(fs)),
                         options: string(mnt_fs_get_options(fs)),
-                        mountOptions: string(mnt_fs_get_vfs_options(fs))))
+                        mountOptions: string(mnt_fs_get_vfs_options(fs)),
+                        deviceMajor: major, deviceMinor: minor))
             }
             return .success(entries)
         }

@@ -30,31 +30,51 @@ public struct MountSpec: Sendable, Equatable {
 /// visible at its target. Released without being attached, it leaves nothing behind.
 /// Used from one thread.
 public final class PreparedMount {
-    public let target: String
+    public let target: MountTarget
     /// A descriptor of an overlay mounted nowhere yet (new mount API).
     private var detached: Int32?
     /// The whole mount, for the kinds that are made in one step.
     private var attachStep: (() throws(SystemError) -> Void)?
 
-    init(target: String, detached: Int32?, attachStep: (() throws(SystemError) -> Void)?) {
+    init(target: MountTarget, detached: Int32?, attachStep: (() throws(SystemError) -> Void)?) {
         self.target = target
         self.detached = detached
         self.attachStep = attachStep
     }
 
+    /// A bind mount to turn read-only once attached.
+    var remountReadOnly = false
+
     /// Whether the costly part of the mount is done already: an overlay through the new
     /// mount API, whose super block exists and only needs moving onto the target.
     public var isDetached: Bool { detached != nil }
 
-    /// Makes the mount visible at the target; a second call does nothing.
-    public func attach() throws(SystemError) {
+    /// Makes the mount visible on the opened target directory and returns which mount
+    /// it is. When the target path no longer leads to the new mount (it was renamed or
+    /// swapped meanwhile), the mount is taken down again and this throws. A second call
+    /// does nothing and returns nil.
+    @discardableResult
+    public func attach() throws(SystemError) -> MountIdentity? {
+        let operation: String
         if let fd = detached {
             detached = nil
             defer { close(fd) }
-            try Mounter.attachDetached(fd, at: target, operation: "mount overlay at")
+            operation = "mount overlay at"
+            try Mounter.attachDetached(fd, at: target, operation: operation)
         } else if let step = attachStep {
             attachStep = nil
+            operation = "mount at"
             try step()
+        } else {
+            return nil
+        }
+        do {
+            let identity = try target.verifyMounted(operation: operation)
+            if remountReadOnly { try target.remountReadOnly(identity, operation: operation) }
+            return identity
+        } catch {
+            target.detachTop()
+            throw error
         }
     }
 
@@ -97,7 +117,7 @@ public enum Mounter {
     // MARK: - Mounting a description
 
     /// Mounts `spec` at `target` (an existing directory; no component of it may be a
-    /// symbolic link).
+    /// symbolic link) and returns which mount it made.
     ///
     /// - `bind`: a bind mount of `source` (recursive with the `rbind` option); read-only
     ///   when `readOnly` is set or the options say `ro`.
@@ -105,26 +125,35 @@ public enum Mounter {
     ///   mounted with ``mountOverlay(lowers:upper:work:extraOptions:at:readOnly:method:)``,
     ///   so that stacks too deep for one mount(2) call still mount.
     /// - anything else: mounted through libmount as given.
-    public static func mount(_ spec: MountSpec, at target: String, readOnly: Bool = false) throws(SystemError) {
-        let wantsReadOnly = readOnly || spec.options.contains("ro")
-        if let overlay = OverlayParts(spec) {
-            try mountOverlay(
-                lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extraOptions: overlay.extra,
-                at: target, readOnly: wantsReadOnly)
-            return
+    @discardableResult
+    public static func mount(_ spec: MountSpec, at target: String, readOnly: Bool = false) throws(SystemError) -> MountIdentity? {
+        try prepare(spec, at: try openTarget(target, operation: "mount \(spec.type) at"), readOnly: readOnly).attach()
+    }
+
+    /// Opens `target` as ``MountTarget`` does, naming `operation` when it fails.
+    public static func openTarget(_ target: String, operation: String) throws(SystemError) -> MountTarget {
+        do {
+            return try MountTarget(opening: target)
+        } catch {
+            var wrapped = error
+            wrapped.operation = operation
+            wrapped.path = target
+            throw wrapped
         }
+    }
+
+    /// The one-step mount of a description that is not an overlay, onto the opened target.
+    private static func mountPlain(_ spec: MountSpec, at target: MountTarget, readOnly: Bool) throws(SystemError) {
         var options = spec.options.filter { $0 != "ro" && $0 != "rw" }
         var type: String? = spec.type
         if spec.type == "bind" {
             type = nil
             if !options.contains("bind") && !options.contains("rbind") { options.insert("bind", at: 0) }
         }
-        options.append(wantsReadOnly ? "ro" : "rw")
-        let operation = "mount \(spec.type) at"
-        try checkTarget(target, operation: operation)
+        options.append(readOnly ? "ro" : "rw")
         try libmountMount(
             type: type, source: spec.source, target: target, options: options.joined(separator: ","),
-            operation: operation
+            operation: "mount \(spec.type) at"
         ) { () -> String? in
             if FileSystem.entryType(spec.source) == .missing { return "source \(spec.source) does not exist" }
             return nil
@@ -138,24 +167,29 @@ public enum Mounter {
     /// happen in one step, all of it in `attach()`. Nothing of a prepared mount shows in
     /// the mount table before `attach()`, and a prepared mount that is never attached
     /// disappears when it is released (or when the process ends).
-    public static func prepare(_ spec: MountSpec, at target: String, readOnly: Bool = false) throws(SystemError) -> PreparedMount {
+    public static func prepare(_ spec: MountSpec, at target: MountTarget, readOnly: Bool = false) throws(SystemError) -> PreparedMount {
         let wantsReadOnly = readOnly || spec.options.contains("ro")
-        guard let overlay = OverlayParts(spec), !overlay.lowers.isEmpty else {
-            return PreparedMount(target: target, detached: nil) { () throws(SystemError) in
-                try mount(spec, at: target, readOnly: readOnly)
+        guard let overlay = OverlayParts(spec) else {
+            let bindReadOnly = spec.type == "bind" && wantsReadOnly
+            let prepared = PreparedMount(target: target, detached: nil) { () throws(SystemError) in
+                try mountPlain(spec, at: target, readOnly: wantsReadOnly && !bindReadOnly)
             }
+            prepared.remountReadOnly = bindReadOnly
+            return prepared
         }
-        let method = chooseOverlayMethod(lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: overlay.extra)
-        guard method == .newMountAPI else {
+        let extra = overlay.extra.filter { $0 != "ro" && $0 != "rw" }
+        let readOnly = wantsReadOnly || overlay.extra.contains("ro")
+        let method = chooseOverlayMethod(lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: extra)
+        guard method == .newMountAPI, !overlay.lowers.isEmpty else {
             return PreparedMount(target: target, detached: nil) { () throws(SystemError) in
-                try mountOverlay(
-                    lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extraOptions: overlay.extra,
-                    at: target, readOnly: wantsReadOnly, method: method)
+                try attachOverlay(
+                    lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: extra,
+                    at: target, readOnly: readOnly, method: method)
             }
         }
         let detached = try detachedOverlay(
-            lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: overlay.extra, target: target,
-            readOnly: wantsReadOnly, operation: "mount overlay at"
+            lowers: overlay.lowers, upper: overlay.upper, work: overlay.work, extra: extra, target: target.path,
+            readOnly: readOnly, operation: "mount overlay at"
         ) { () -> String? in
             diagnoseLayers(lowers: overlay.lowers, upper: overlay.upper, work: overlay.work)
         }
@@ -201,40 +235,54 @@ public enum Mounter {
         lowers: [String], upper: String?, work: String?, extraOptions: [String] = [],
         at target: String, readOnly: Bool = false, method: OverlayMountMethod? = nil
     ) throws(SystemError) -> OverlayMountMethod {
-        let operation = "mount overlay at"
-        if lowers.isEmpty {
-            throw SystemError(operation, target, errno: EINVAL, detail: "an overlay needs at least one lower layer")
-        }
         let readOnly = readOnly || extraOptions.contains("ro")
         let extra = extraOptions.filter { $0 != "ro" && $0 != "rw" }
         let chosen = method ?? chooseOverlayMethod(lowers: lowers, upper: upper, work: work, extra: extra)
-        try checkTarget(target, operation: operation)
+        let opened = try openTarget(target, operation: "mount overlay at")
+        let prepared = PreparedMount(target: opened, detached: nil) { () throws(SystemError) in
+            try attachOverlay(
+                lowers: lowers, upper: upper, work: work, extra: extra, at: opened, readOnly: readOnly, method: chosen)
+        }
+        try prepared.attach()
+        return chosen
+    }
+
+    /// Mounts an overlay onto the opened target with the method given.
+    private static func attachOverlay(
+        lowers: [String], upper: String?, work: String?, extra: [String], at target: MountTarget, readOnly: Bool,
+        method: OverlayMountMethod
+    ) throws(SystemError) {
+        let operation = "mount overlay at"
+        if lowers.isEmpty {
+            throw SystemError(operation, target.path, errno: EINVAL, detail: "an overlay needs at least one lower layer")
+        }
         let diagnose = { () -> String? in
             diagnoseLayers(lowers: lowers, upper: upper, work: work)
                 ?? kernelDiagnosis(lowers: lowers, upper: upper, work: work, extra: extra)
         }
-        switch chosen {
+        switch method {
         case .libmount:
             var options = overlayOptions(lowers: lowers, upper: upper, work: work, extra: extra)
             if readOnly { options += ",ro" }
             if options.utf8.count > singleCallOptionLimit {
                 throw SystemError(
-                    operation, target, errno: E2BIG,
+                    operation, target.path, errno: E2BIG,
                     detail: "\(options.utf8.count) bytes of options do not fit in one mount(2) call")
             }
             try libmountMount(
                 type: "overlay", source: "overlay", target: target, options: options, operation: operation,
                 diagnose: diagnose)
         case .newMountAPI:
-            try mountOverlayWithNewAPI(
-                lowers: lowers, upper: upper, work: work, extra: extra, target: target, readOnly: readOnly,
+            let mountFD = try detachedOverlay(
+                lowers: lowers, upper: upper, work: work, extra: extra, target: target.path, readOnly: readOnly,
                 operation: operation, diagnose: diagnose)
+            defer { close(mountFD) }
+            try attachDetached(mountFD, at: target, operation: operation)
         case .descriptorPaths:
             try mountOverlayWithDescriptorPaths(
                 lowers: lowers, upper: upper, work: work, extra: extra, target: target, readOnly: readOnly,
                 operation: operation, diagnose: diagnose)
         }
-        return chosen
     }
 
     /// libmount while the options fit in one page and no path holds a reserved
@@ -333,25 +381,14 @@ public enum Mounter {
         return (options + extra).joined(separator: ",")
     }
 
-    /// Fails unless `target` is a directory reached without symbolic links.
-    private static func checkTarget(_ target: String, operation: String) throws(SystemError) {
-        let fd: Int32
-        do {
-            fd = try PathSafety.openDirectoryWithoutSymlinks(target)
-        } catch {
-            var wrapped = error
-            wrapped.operation = operation
-            wrapped.path = target
-            throw wrapped
-        }
-        close(fd)
-    }
-
     /// One libmount context: helpers, mtab/utab, canonicalization and fstab all off.
+    /// The mount is made on the opened target directory (through its descriptor path),
+    /// never on the target's path resolved again.
     static func libmountMount(
-        type: String?, source: String, target: String, options: String, operation: String,
+        type: String?, source: String, target: MountTarget, options: String, operation: String,
         diagnose: () -> String?
     ) throws(SystemError) {
+        let mountPath = target.descriptorPath
         let failure: (code: Int32, detail: String?)? = LibMount.lock.withLock { _ in
             guard let cxt = mnt_new_context() else { return (ENOMEM, "cannot allocate a libmount context") }
             defer { mnt_free_context(cxt) }
@@ -361,7 +398,7 @@ public enum Mounter {
             if rc == 0 { rc = mnt_context_set_optsmode(cxt, Int32(MNT_OMODE_IGNORE | MNT_OMODE_NOTAB)) }
             if rc == 0, let type { rc = mnt_context_set_fstype(cxt, type) }
             if rc == 0 { rc = mnt_context_set_source(cxt, source) }
-            if rc == 0 { rc = mnt_context_set_target(cxt, target) }
+            if rc == 0 { rc = mnt_context_set_target(cxt, mountPath) }
             if rc == 0 { rc = mnt_context_set_options(cxt, options) }
             if rc != 0 { return (rc < 0 && -rc < 4096 ? -rc : EINVAL, "libmount rejected the mount description") }
             rc = mnt_context_mount(cxt)
@@ -377,18 +414,7 @@ public enum Mounter {
             return (code, message.isEmpty ? nil : message)
         }
         guard let failure else { return }
-        throw SystemError(operation, target, errno: failure.code, detail: failure.detail ?? diagnose())
-    }
-
-    private static func mountOverlayWithNewAPI(
-        lowers: [String], upper: String?, work: String?, extra: [String], target: String, readOnly: Bool,
-        operation: String, diagnose: () -> String?
-    ) throws(SystemError) {
-        let mountFD = try detachedOverlay(
-            lowers: lowers, upper: upper, work: work, extra: extra, target: target, readOnly: readOnly,
-            operation: operation, diagnose: diagnose)
-        defer { close(mountFD) }
-        try attachDetached(mountFD, at: target, operation: operation)
+        throw SystemError(operation, target.path, errno: failure.code, detail: failure.detail ?? diagnose())
     }
 
     /// fsopen, one fsconfig per layer and option, the super block and fsmount: a
@@ -439,23 +465,16 @@ public enum Mounter {
         return mountFD
     }
 
-    /// Moves the detached mount `mountFD` onto `target`, reached without symbolic links.
-    static func attachDetached(_ mountFD: Int32, at target: String, operation: String) throws(SystemError) {
-        let targetFD: Int32
-        do {
-            targetFD = try PathSafety.openDirectoryWithoutSymlinks(target)
-        } catch {
-            throw SystemError(operation, target, errno: error.errno, detail: error.detail)
-        }
-        defer { close(targetFD) }
+    /// Moves the detached mount `mountFD` onto the opened target directory.
+    static func attachDetached(_ mountFD: Int32, at target: MountTarget, operation: String) throws(SystemError) {
         let flags = UInt32(VENEER_MOVE_MOUNT_F_EMPTY_PATH | VENEER_MOVE_MOUNT_T_EMPTY_PATH)
-        if veneer_move_mount(mountFD, "", targetFD, "", flags) != 0 {
-            throw SystemError(operation, target, errno: Glibc.errno, detail: "move_mount failed")
+        if veneer_move_mount(mountFD, "", target.directory, "", flags) != 0 {
+            throw SystemError(operation, target.path, errno: Glibc.errno, detail: "move_mount failed")
         }
     }
 
     private static func mountOverlayWithDescriptorPaths(
-        lowers: [String], upper: String?, work: String?, extra: [String], target: String, readOnly: Bool,
+        lowers: [String], upper: String?, work: String?, extra: [String], target: MountTarget, readOnly: Bool,
         operation: String, diagnose: () -> String?
     ) throws(SystemError) {
         var descriptors: [Int32] = []
@@ -463,7 +482,7 @@ public enum Mounter {
         func openLayer(_ path: String, _ role: String) throws(SystemError) -> Int32 {
             let fd = open(path, Int32(VENEER_O_PATH) | O_DIRECTORY | O_CLOEXEC)
             if fd < 0 {
-                throw SystemError(operation, target, errno: Glibc.errno, detail: "\(role) \(path)")
+                throw SystemError(operation, target.path, errno: Glibc.errno, detail: "\(role) \(path)")
             }
             descriptors.append(fd)
             return fd
@@ -475,24 +494,17 @@ public enum Mounter {
         var workName: String?
         if let upper { upperName = String(try openLayer(upper, "upper layer")) }
         if let work { workName = String(try openLayer(work, "work directory")) }
-        let targetFD: Int32
-        do {
-            targetFD = try PathSafety.openDirectoryWithoutSymlinks(target)
-        } catch {
-            throw SystemError(operation, target, errno: error.errno, detail: error.detail)
-        }
-        descriptors.append(targetFD)
         let data = overlayOptions(lowers: lowerNames, upper: upperName, work: workName, extra: extra)
         let page = singleCallOptionLimit + optionsMargin
         if data.utf8.count >= page {
             throw SystemError(
-                operation, target, errno: E2BIG,
+                operation, target.path, errno: E2BIG,
                 detail: "\(data.utf8.count) bytes of options do not fit in one mount(2) call even with descriptor paths")
         }
         let flags = readOnly ? UInt(MS_RDONLY) : 0
-        if veneer_mount_in_directory("/proc/self/fd", "overlay", String(targetFD), "overlay", flags, data) != 0 {
+        if veneer_mount_in_directory("/proc/self/fd", "overlay", String(target.directory), "overlay", flags, data) != 0 {
             let code = Glibc.errno
-            throw SystemError(operation, target, errno: code, detail: diagnose())
+            throw SystemError(operation, target.path, errno: code, detail: diagnose())
         }
     }
 

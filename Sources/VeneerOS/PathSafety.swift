@@ -94,6 +94,7 @@ public enum PathSafety {
     public static func validateMountTarget(_ path: String, root: String? = nil) throws(TargetProblem) {
         guard let root else {
             try checkTargetPath(path)
+            try checkDirectoryWithoutSymlinks(path)
             return
         }
         let stateRoot: StateRoot
@@ -106,12 +107,13 @@ public enum PathSafety {
     }
 
     /// The state root as the target checks compare against it: its path with links
-    /// resolved, and its device and inode. Found once by a long-running caller, whose
-    /// root does not move while it runs.
+    /// resolved, its device and inode, and the mount that holds it. Found once by a
+    /// long-running caller, whose root does not move while it runs.
     public struct StateRoot: Sendable {
         public let path: String
         let device: dev_t
         let inode: ino_t
+        let mountID: UInt64?
 
         public init(_ root: String) throws(SystemError) {
             path = try FileSystem.realPath(root)
@@ -119,48 +121,67 @@ public enum PathSafety {
             if stat(path, &st) != 0 { throw .last("stat", path) }
             device = st.st_dev
             inode = st.st_ino
+            var id: UInt64 = 0
+            mountID = veneer_mount_id(path, &id) == 0 ? id : nil
         }
     }
 
     private static func checkTargetPath(_ path: String) throws(TargetProblem) {
         if path.isEmpty || !path.hasPrefix("/") { throw .notAbsolute(target: path) }
         if !isNormalizedAbsolute(path) { throw .notNormalized(target: path) }
-        try checkDirectoryWithoutSymlinks(path)
     }
 
     /// ``validateMountTarget(_:root:)`` against a state root found beforehand.
     public static func validateMountTarget(_ path: String, root: StateRoot) throws(TargetProblem) {
+        _ = try openMountTarget(path, root: root)
+    }
+
+    /// Opens a mount target and checks it: absolute and normalized, an existing
+    /// directory reached without symbolic links, neither inside the state root (also
+    /// through another path to the same directory, like a bind mount of the root or of
+    /// a directory inside it, the target itself included) nor one of its parents. The
+    /// checks after the opening are made on the opened directory, which is where the
+    /// mount will be made.
+    public static func openMountTarget(_ path: String, root: StateRoot) throws(TargetProblem) -> MountTarget {
         try checkTargetPath(path)
         let realRoot = root.path
         if isLexicallyInside(path, realRoot) { throw .insideRoot(target: path, root: realRoot) }
         if isLexicallyInside(realRoot, path) { throw .containsRoot(target: path, root: realRoot) }
-        // The same directory can be reachable under another path (bind mounts).
-        for prefix in prefixes(of: path) {
-            var st = stat()
-            if lstat(prefix, &st) == 0 && st.st_dev == root.device && st.st_ino == root.inode {
-                throw .insideRoot(target: path, root: realRoot)
-            }
+        let target: MountTarget
+        do {
+            target = try MountTarget(opening: path)
+        } catch {
+            // Name the component at fault.
+            try checkDirectoryWithoutSymlinks(path)
+            throw .system(error)
         }
-        // A bind mount of a directory *below* the root makes part of the root reachable
-        // elsewhere: compare where both paths are within their file system instead.
-        // (A target that is itself a mount point is judged by the checks above and by
-        // the daemon's own records.)
-        var targetStat = stat()
-        if stat(path, &targetStat) == 0, targetStat.st_dev == root.device,
-            !sameMount(path, realRoot),
-            let entries = try? MountTable.current(), !entries.contains(where: { $0.target == path }),
-            let targetInFS = fileSystemPath(path, entries: entries),
-            let rootInFS = fileSystemPath(realRoot, entries: entries),
-            isLexicallyInside(targetInFS, rootInFS)
-        {
-            throw .insideRoot(target: path, root: realRoot)
+        // Where the opened directory is now (the same path unless it was just renamed).
+        let now = target.currentPath() ?? path
+        if now != path {
+            if isLexicallyInside(now, realRoot) { throw .insideRoot(target: path, root: realRoot) }
+            if isLexicallyInside(realRoot, now) { throw .containsRoot(target: path, root: realRoot) }
         }
+        var st = stat()
+        guard fstat(target.directory, &st) == 0 else { throw .system(.last("stat", path)) }
+        if st.st_dev == root.device && st.st_ino == root.inode { throw .insideRoot(target: path, root: realRoot) }
+        // Within the root's own mount, where a directory is in the file system follows
+        // from its path, so the lexical checks are enough. In another mount of the same
+        // file system (a bind mount), compare where both are within the file system.
+        guard st.st_dev == root.device, root.mountID != target.underlying.id else { return target }
+        guard let entries = try? MountTable.current(),
+            let targetMount = entries.first(where: { UInt64($0.id) == target.underlying.id }),
+            let targetInFS = fileSystemPath(now, in: targetMount),
+            let rootInFS = entries.first(where: { UInt64($0.id) == root.mountID }).flatMap({ fileSystemPath(realRoot, in: $0) })
+                ?? fileSystemPath(realRoot, entries: entries)
+        else {
+            throw .system(SystemError("read mount table", MountTable.mountInfoPath, errno: EIO, detail: "cannot tell where \(path) is"))
+        }
+        if isLexicallyInside(targetInFS, rootInFS) { throw .insideRoot(target: path, root: realRoot) }
+        return target
     }
 
-    /// Whether both paths are in one and the same mount (statx STATX_MNT_ID). Within
-    /// one mount, where a path is in the file system follows from the path itself, so
-    /// the lexical checks are enough and the mount table need not be read. False when
-    /// the kernel does not tell.
+    /// Whether both paths are in one and the same mount (statx STATX_MNT_ID). False
+    /// when the kernel does not tell.
     static func sameMount(_ a: String, _ b: String) -> Bool {
         var first: UInt64 = 0
         var second: UInt64 = 0
@@ -178,6 +199,12 @@ public enum PathSafety {
             best = entry
         }
         guard let mount = best else { return nil }
+        return fileSystemPath(path, in: mount)
+    }
+
+    /// Where `path`, inside `mount`, is within the mount's file system.
+    static func fileSystemPath(_ path: String, in mount: MountEntry) -> String? {
+        guard isLexicallyInside(path, mount.target) else { return nil }
         let rest = mount.target == "/" ? path : String(path.dropFirst(mount.target.count))
         let base = mount.root == "/" ? "" : mount.root
         let joined = base + rest

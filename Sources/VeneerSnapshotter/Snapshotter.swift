@@ -388,9 +388,12 @@ public final class Snapshotter: Sendable {
         let readonly = readonly || record?.kind == .view
         try claim(target)
         defer { release(target) }
+        let opened: MountTarget
         do {
-            try PathSafety.validateMountTarget(target, root: stateRoot)
+            opened = try PathSafety.openMountTarget(target, root: stateRoot)
         } catch {
+            // A target of ours is a bind mount of the state root: say what it is instead.
+            if case .insideRoot = error { try store.refuseIfMountTarget(target) }
             throw .invalidArgument("\(error); choose an existing directory outside the state root")
         }
         let (snapshot, mounts, lowers) = try planned.get()
@@ -417,7 +420,7 @@ public final class Snapshotter: Sendable {
                         MountSpec(
                             type: mount.type, source: mount.source, options: mount.options,
                             lowerDirectories: mount.type == "overlay" ? lowers : nil),
-                        at: target, readOnly: readonly))
+                        at: opened, readOnly: readonly))
             } catch {
                 failure = error
             }

@@ -305,6 +305,21 @@ public final class SnapshotStore: Sendable {
         index.withLock { $0.mountsByTarget[target] }
     }
 
+    /// Refuses a target that is a mount target of the daemon's already (recorded, or
+    /// being recorded), as ``recordMount(of:target:readonly:mounts:at:check:)`` would.
+    public func refuseIfMountTarget(_ target: String) throws(VeneerError) {
+        try index.withLock { index throws(VeneerError) in
+            if let existing = index.mountsByTarget[target] ?? index.mountsBeingRecorded[target] {
+                throw Self.targetTaken(target, by: existing)
+            }
+        }
+    }
+
+    private static func targetTaken(_ target: String, by existing: MountRecord) -> VeneerError {
+        .alreadyExists(
+            "\(target) is already a mount target of snapshot \(quoted(existing.key)); unmount it first or choose another target")
+    }
+
     /// Ids of every snapshot; used to find directories that belong to no row.
     public func allIDs() async throws(VeneerError) -> Set<Int64> {
         index.withLock { Set($0.keyByID.keys) }
@@ -463,8 +478,7 @@ public final class SnapshotStore: Sendable {
             target: target, snapshotID: snapshot.id, key: key, readonly: readonly, mounts: mounts, mountedAt: time)
         try index.withLock { index throws(VeneerError) in
             if let existing = index.mountsByTarget[target] ?? index.mountsBeingRecorded[target] {
-                throw .alreadyExists(
-                    "\(target) is already a mount target of snapshot \(quoted(existing.key)); unmount it first or choose another target")
+                throw Self.targetTaken(target, by: existing)
             }
             var siblings = index.mountsByTarget.values.filter { $0.snapshotID == snapshot.id }
             siblings += index.mountsBeingRecorded.values.filter { $0.snapshotID == snapshot.id }

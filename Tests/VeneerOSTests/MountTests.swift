@@ -183,7 +183,7 @@ struct MountTests {
                 "workdir=\(stack.work)", "upperdir=\(stack.upper)", "lowerdir=\(stack.lowers.joined(separator: ":"))",
             ])
 
-        let prepared = try Mounter.prepare(spec, at: target)
+        let prepared = try Mounter.prepare(spec, at: try MountTarget(opening: target))
         #expect(prepared.isDetached)
         #expect(!MountTable.isMountPoint(target))
         try prepared.attach()
@@ -192,12 +192,12 @@ struct MountTests {
 
         // Released without being attached: nothing was mounted, and the layers mount again.
         do {
-            let abandoned = try Mounter.prepare(spec, at: target)
+            let abandoned = try Mounter.prepare(spec, at: try MountTarget(opening: target))
             #expect(abandoned.isDetached)
         }
         #expect(!MountTable.isMountPoint(target))
         #expect(try MountTable.current().allSatisfy { $0.target != target })
-        let again = try Mounter.prepare(spec, at: target)
+        let again = try Mounter.prepare(spec, at: try MountTarget(opening: target))
         try again.attach()
         try stack.verify(through: target)
         try Mounter.unmount(target)
@@ -211,7 +211,7 @@ struct MountTests {
         let target = try box.target("t")
         let spec = MountSpec(type: "overlay", source: "overlay", options: ["lowerdir=\(lower):\(bottom)"])
 
-        let prepared = try Mounter.prepare(spec, at: target, readOnly: true)
+        let prepared = try Mounter.prepare(spec, at: try MountTarget(opening: target), readOnly: true)
         #expect(!prepared.isDetached)
         #expect(!MountTable.isMountPoint(target))
         try prepared.attach()
@@ -509,6 +509,26 @@ struct MountTests {
         try Mounter.unmount(alias)
     }
 
+    @Test func aBindMountOfADirectoryInsideTheRootIsRefusedAsATargetItself() throws {
+        let box = try MountSandbox()
+        let state = try box.directory("state")
+        try box.directory("state/snapshots/4/fs")
+        let alias = try box.target("alias")
+        let deep = try box.target("deep")
+        try Mounter.mount(MountSpec(type: "bind", source: state + "/snapshots", options: ["bind"]), at: alias)
+        try Mounter.mount(MountSpec(type: "bind", source: state + "/snapshots/4/fs", options: ["bind"]), at: deep)
+
+        #expect(throws: TargetProblem.insideRoot(target: alias, root: state)) {
+            try PathSafety.validateMountTarget(alias, root: state)
+        }
+        #expect(throws: TargetProblem.insideRoot(target: deep, root: state)) {
+            try PathSafety.validateMountTarget(deep, root: state)
+        }
+        try Mounter.unmount(deep)
+        try Mounter.unmount(alias)
+        #expect(throws: Never.self) { try PathSafety.validateMountTarget(alias, root: state) }
+    }
+
     @Test func containmentIsComponentWise() throws {
         #expect(PathSafety.isLexicallyInside("/a/b", "/a/b"))
         #expect(PathSafety.isLexicallyInside("/a/b/c", "/a/b"))
@@ -532,7 +552,7 @@ struct MountTests {
 
 /// A short directory under /tmp for one test. On release, every registered target is
 /// detached (repeatedly, for stacked mounts) and the directory tree removed.
-private final class MountSandbox {
+final class MountSandbox {
     let path: String
     private var targets: [String] = []
 
@@ -623,12 +643,12 @@ private struct LayerStack {
     }
 }
 
-private struct MountTestError: Error, CustomStringConvertible {
+struct MountTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
 
-private enum MountFixture {
+enum MountFixture {
     // Files are opened with O_CLOEXEC: tests run in parallel and other tests start
     // processes, which would otherwise inherit a descriptor into a test's mount and keep
     // it busy (EBUSY on unmount) for as long as they run.

@@ -24,6 +24,8 @@ enum {
     VENEER_RESOLVE_NO_XDEV = 0x01,
     VENEER_RESOLVE_NO_MAGICLINKS = 0x02,
     VENEER_RESOLVE_NO_SYMLINKS = 0x04,
+    VENEER_AT_EMPTY_PATH = 0x1000,
+    VENEER_RENAME_EXCHANGE = 0x2,
 };
 
 // Thin wrappers over the new mount API (Linux 5.2). Each returns what the system
@@ -47,6 +49,14 @@ int veneer_is_mount_root(const char *path);
 /// Returns 0, -1 with errno set on failure, and -2 when the kernel does not report it.
 int veneer_mount_id(const char *path, uint64_t *mount_id);
 
+/// What statx(2) says of the mount that holds `path` relative to `dirfd` (with
+/// `flags`, e.g. AT_EMPTY_PATH for the descriptor itself): its id (STATX_MNT_ID, as
+/// /proc/self/mountinfo numbers mounts), the device of its file system and whether
+/// the path is the mount's root. Returns 0, -1 with errno set on failure, and -2 when
+/// the kernel reports no mount id.
+int veneer_statx_mount(int dirfd, const char *path, int flags, uint64_t *mount_id, uint32_t *dev_major,
+                       uint32_t *dev_minor, int *mount_root);
+
 /// mount(2) performed on a new thread whose working directory (unshared from the
 /// rest of the process with CLONE_FS) is `directory`, so that relative paths in
 /// `source`, `target` and `data` resolve against it without touching the working
@@ -57,6 +67,10 @@ int veneer_mount_in_directory(const char *directory, const char *source, const c
 /// mount(2) as is. Returns 0, or -1 with errno set.
 int veneer_mount(const char *source, const char *target, const char *fstype,
                  unsigned long flags, const char *data);
+
+/// renameat2(2) with RENAME_EXCHANGE: swaps two paths atomically. Returns 0, or -1
+/// with errno set.
+int veneer_rename_exchange(const char *a, const char *b);
 
 /// umount2(2). Returns 0, or -1 with errno set.
 int veneer_umount(const char *target, int flags);
