@@ -3,7 +3,7 @@
 SWIFT       ?= swift
 PREFIX      ?= /usr/local
 DESTDIR     ?=
-APT_PACKAGES = libmount-dev libsystemd-dev libsqlite3-dev pkg-config debootstrap
+APT_PACKAGES = libmount-dev libsystemd-dev libsqlite3-dev pkg-config debootstrap python3
 VENEERD_ARGS ?=
 
 UNITDIR     ?= $(PREFIX)/lib/systemd/system

@@ -140,6 +140,7 @@ public final class MountTarget {
     /// a new one on the opened directory. Throws when a mount just made is not there,
     /// because the target was renamed, swapped or covered meanwhile.
     func verifyMounted(operation: String) throws(SystemError) -> MountIdentity {
+        waitForRenamesInParent()
         let parentPath = path.utf8.lastIndex(of: UInt8(ascii: "/")).map { slash in
             slash == path.utf8.startIndex ? "/" : String(decoding: path.utf8[..<slash], as: UTF8.self)
         }
@@ -150,6 +151,17 @@ public final class MountTarget {
                 operation, path, errno: ENOENT, detail: "the target was renamed or replaced while it was being mounted")
         }
         return facts.identity
+    }
+
+    /// Waits until no rename in the parent directory is under way. A rename checks that
+    /// it moves no mount point before it moves anything, so one that checked before the
+    /// new mount was attached could still move the target away after a look at it.
+    /// Renames hold the directory's lock throughout; a lookup of a name that is in no
+    /// cache needs that lock too, so it returns only once such a rename is done, and
+    /// every later rename sees the mount point and fails.
+    private func waitForRenamesInParent() {
+        var st = stat()
+        _ = fstatat(parent, ".veneer-barrier-\(UInt64.random(in: 0...UInt64.max))", &st, AT_SYMLINK_NOFOLLOW)
     }
 
     /// Makes the mount just verified at the target (`identity`) read-only: a bind
