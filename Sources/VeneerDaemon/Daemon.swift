@@ -206,7 +206,7 @@ public struct Daemon: Sendable {
                 logger: logger))
         defer {
             // The socket belongs to systemd when it was passed to us.
-            if !activated { try? FileSystem.removeTree(socket) }
+            if !activated { _ = try? FileSystem.removeTree(socket) }
             logger.info("veneerd stopped")
         }
         try await group.run()

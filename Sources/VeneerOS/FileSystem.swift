@@ -122,26 +122,37 @@ public enum FileSystem {
     }
 
     /// Removes a file or a directory tree without following symbolic links and
-    /// without crossing into other mounted file systems (which fails with EBUSY).
-    /// A missing path is not an error.
-    public static func removeTree(_ path: String) throws(SystemError) {
+    /// without crossing into another mount: a directory that is the root of a mount
+    /// (another file system, or a bind mount of this one) is left in place with what
+    /// holds it, and returned. A missing path is not an error; everything else that
+    /// cannot be removed is.
+    @discardableResult
+    public static func removeTree(_ path: String) throws(SystemError) -> [String] {
         var st = stat()
         if lstat(path, &st) != 0 {
-            if Glibc.errno == ENOENT { return }
+            if Glibc.errno == ENOENT { return [] }
             throw .last("stat", path)
         }
         if st.st_mode & S_IFMT != S_IFDIR {
             if unlink(path) != 0 && Glibc.errno != ENOENT { throw .last("unlink", path) }
-            return
+            return []
         }
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 { throw .last("open", path) }
-        try removeContents(of: fd, path: path)
-        if rmdir(path) != 0 && Glibc.errno != ENOENT { throw .last("rmdir", path) }
+        guard let mount = MountFacts.of(fd, "", empty: true), mount.isMountRoot != true else {
+            // The path itself is a mount point (or the kernel cannot tell): remove nothing.
+            close(fd)
+            return [path]
+        }
+        var kept: [String] = []
+        try removeContents(of: fd, path: path, mount: mount.identity.id, kept: &kept)
+        if kept.isEmpty, rmdir(path) != 0 && Glibc.errno != ENOENT { throw .last("rmdir", path) }
+        return kept
     }
 
-    /// Empties the directory open at `fd` and closes `fd`.
-    private static func removeContents(of fd: Int32, path: String) throws(SystemError) {
+    /// Empties the directory open at `fd` (in the mount `mount`) and closes `fd`;
+    /// mount points found below are added to `kept` and left alone.
+    private static func removeContents(of fd: Int32, path: String, mount: UInt64, kept: inout [String]) throws(SystemError) {
         guard let dir = fdopendir(fd) else {
             let error = SystemError.last("fdopendir", path)
             close(fd)
@@ -162,8 +173,15 @@ public enum FileSystem {
                     if Glibc.errno == ENOENT { continue }
                     throw .last("open", child)
                 }
-                try removeContents(of: childFD, path: child)
-                if unlinkat(fd, name, AT_REMOVEDIR) != 0 && Glibc.errno != ENOENT {
+                // Opening a mount point enters the mount on it.
+                guard let facts = MountFacts.of(childFD, "", empty: true), facts.identity.id == mount else {
+                    close(childFD)
+                    kept.append(child)
+                    continue
+                }
+                let before = kept.count
+                try removeContents(of: childFD, path: child, mount: mount, kept: &kept)
+                if kept.count == before, unlinkat(fd, name, AT_REMOVEDIR) != 0 && Glibc.errno != ENOENT {
                     throw .last("rmdir", child)
                 }
             } else if unlinkat(fd, name, 0) != 0 && Glibc.errno != ENOENT {
@@ -199,7 +217,11 @@ public enum FileSystem {
         if st.st_mode & S_IFMT == S_IFDIR {
             let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if fd < 0 { throw .last("open", path) }
-            try addUsage(of: fd, path: path, seen: &seen, usage: &usage)
+            guard let mount = MountFacts.of(fd, "", empty: true) else {
+                close(fd)
+                return usage
+            }
+            try addUsage(of: fd, path: path, mount: mount.identity.id, seen: &seen, usage: &usage)
         }
         return usage
     }
@@ -209,8 +231,9 @@ public enum FileSystem {
         var ino: UInt
     }
 
+    /// Adds what the directory open at `fd` holds, without entering other mounts.
     private static func addUsage(
-        of fd: Int32, path: String, seen: inout Set<InodeID>, usage: inout DiskUsage
+        of fd: Int32, path: String, mount: UInt64, seen: inout Set<InodeID>, usage: inout DiskUsage
     ) throws(SystemError) {
         guard let dir = fdopendir(fd) else {
             let error = SystemError.last("fdopendir", path)
@@ -233,7 +256,11 @@ public enum FileSystem {
                     if Glibc.errno == ENOENT { continue }
                     throw .last("open", path + "/" + name)
                 }
-                try addUsage(of: childFD, path: path + "/" + name, seen: &seen, usage: &usage)
+                guard MountFacts.of(childFD, "", empty: true)?.identity.id == mount else {
+                    close(childFD)
+                    continue
+                }
+                try addUsage(of: childFD, path: path + "/" + name, mount: mount, seen: &seen, usage: &usage)
             }
         }
     }

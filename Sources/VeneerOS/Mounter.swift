@@ -625,7 +625,7 @@ struct ScratchDirectory {
     }
 
     func remove() {
-        try? FileSystem.removeTree(path)
+        _ = try? FileSystem.removeTree(path)
     }
 }
 

@@ -21,8 +21,8 @@ public struct CleanupReport: Sendable, Equatable {
 public final class Snapshotter: Sendable {
     public let layout: Layout
     public let store: SnapshotStore
-    private let settings: Mutex<Settings>
-    private let logger: Logger
+    let settings: Mutex<Settings>
+    let logger: Logger
 
     /// What may change while the daemon runs (on reload).
     public struct Settings: Sendable, Equatable {
@@ -44,20 +44,20 @@ public final class Snapshotter: Sendable {
     public func apply(_ new: Settings) {
         settings.withLock { $0 = new }
     }
-    private let cleanupGate = AsyncGate()
+    let cleanupGate = AsyncGate()
     /// Staging directories of creates in progress, which cleanup must not touch.
-    private let stagingNames = StagingNames()
+    let stagingNames = StagingNames()
     /// The `fs` directories of committed snapshots' chains (the snapshot first, then its
     /// ancestors), by the snapshot's id: the lower layers of whatever is prepared on it.
     /// A committed snapshot's chain never changes, it cannot be removed while anything
     /// stands on it, and ids are never used again, so an entry never goes stale; the
     /// cache is emptied when it holds ``lowerChainsKept`` chains.
-    private let lowerChains = Mutex([Int64: [String]]())
+    let lowerChains = Mutex([Int64: [String]]())
     public static let lowerChainsKept = 64
     /// The state root as mount targets are checked against it.
-    private let stateRoot: PathSafety.StateRoot
+    let stateRoot: PathSafety.StateRoot
     /// Targets with a mount or an unmount in progress.
-    private let busyTargets = Mutex(Set<String>())
+    let busyTargets = Mutex(Set<String>())
 
     /// The kernel's limit on overlay lower layers.
     public static let kernelMaxDepth = 500
@@ -86,7 +86,7 @@ public final class Snapshotter: Sendable {
         self.logger = logger
     }
 
-    private static func now() -> Timestamp {
+    static func now() -> Timestamp {
         Timestamp(nanosecondsSinceEpoch: SystemClock.realtimeNanoseconds())
     }
 
@@ -215,7 +215,7 @@ public final class Snapshotter: Sendable {
             // Ids of rolled-back inserts come round again: clear what such an attempt left.
             try FileSystem.removeTree(final)
             try FileSystem.rename(staging, to: final)
-            batch.onRollback { try? FileSystem.removeTree(final) }
+            batch.onRollback { _ = try? FileSystem.removeTree(final) }
         } catch {
             throw mapped(error, doing: "cannot move the directories of snapshot \(id) into place")
         }
@@ -237,10 +237,8 @@ public final class Snapshotter: Sendable {
         do {
             let measured = try await blocking { try FileSystem.diskUsage(dirs.fs) }
             usage = Usage(size: measured.bytes, inodes: measured.inodes)
-        } catch let error as SystemError {
-            throw Self.mapped(error, doing: "cannot measure snapshot \(quoted(key))")
         } catch {
-            throw .internal("cannot measure snapshot \(quoted(key)): \(error)")
+            throw await measurementFailed(error, key: key, record: current)
         }
         let record = try await store.commit(
             key: key, name: name, labels: labels, usage: usage, at: Self.now(), expectedID: current.id)
@@ -248,7 +246,7 @@ public final class Snapshotter: Sendable {
         let work = dirs.work
         let logger = self.logger
         _ = try? await blocking {
-            do { try FileSystem.removeTree(work) } catch {
+            do { _ = try FileSystem.removeTree(work) } catch {
                 logger.warning("cannot remove work directory of committed snapshot", metadata: ["path": "\(work)", "error": "\(error)"])
             }
         }
@@ -260,16 +258,51 @@ public final class Snapshotter: Sendable {
 
     public func remove(key: String) async throws(VeneerError) {
         try Rules.validateKey(key)
+        if let current = try await store.get(key) { try await refuseIfSomethingIsMountedInside(current) }
         let record = try await store.remove(key)
         let dir = layout.snapshotDirectory(record.id)
         do {
-            try await blocking { try FileSystem.removeTree(dir) }
+            let kept = try await blocking { try FileSystem.removeTree(dir) }
+            if !kept.isEmpty {
+                logger.warning(
+                    "kept what is mounted inside a removed snapshot; unmount it, then clean up",
+                    metadata: ["path": "\(dir)", "mount_points": "\(kept.joined(separator: ", "))"])
+            }
         } catch {
             // The row is gone, so the directory is an orphan that cleanup reclaims.
             logger.warning("cannot remove directory of removed snapshot; cleanup will retry",
                 metadata: ["path": "\(dir)", "error": "\(error)"])
         }
         logger.info("removed snapshot", metadata: ["snapshot.key": "\(key)", "id": "\(record.id)"])
+    }
+
+    /// Refuses to remove a snapshot while anything is mounted inside its directories
+    /// (by someone else: the daemon's own mounts are refused by the store): deleting
+    /// them would delete through that mount.
+    private func refuseIfSomethingIsMountedInside(_ record: SnapshotRecord) async throws(VeneerError) {
+        let dir = stateRoot.path + "/snapshots/\(record.id)"
+        let inside: [String]
+        do {
+            inside = try await blocking { try MountTable.current().map(\.target).filter { PathSafety.isLexicallyInside($0, dir) } }
+        } catch {
+            throw .internal("cannot read the mount table: \(error)")
+        }
+        if !inside.isEmpty {
+            throw .failedPrecondition(
+                "snapshot \(quoted(record.key)) has something mounted inside its directory at \(inside.sorted().joined(separator: ", ")); unmount it before removing the snapshot")
+        }
+    }
+
+    /// A measurement of `record`'s layer failed: not found when the snapshot was
+    /// removed meanwhile (its directory went with it), else the failure.
+    func measurementFailed(_ error: any Error, key: String, record: SnapshotRecord) async -> VeneerError {
+        if let current = try? await store.get(key), current.id == record.id {
+            if let error = error as? SystemError {
+                return Self.mapped(error, doing: "cannot measure snapshot \(quoted(key))")
+            }
+            return .internal("cannot measure snapshot \(quoted(key)): \(error)")
+        }
+        return Lifecycle.notFound(key)
     }
 
     // MARK: - Reads
@@ -323,7 +356,7 @@ public final class Snapshotter: Sendable {
 
     /// The mounts of `record` and the `fs` directories of its ancestors (nearest first)
     /// that its overlay, if any, stacks.
-    private func plan(of record: SnapshotRecord) throws(VeneerError) -> (mounts: [Mount], lowers: [String]) {
+    func plan(of record: SnapshotRecord) throws(VeneerError) -> (mounts: [Mount], lowers: [String]) {
         if record.kind == .committed {
             let mounts = try MountPlan.mounts(
                 kind: .committed, key: record.key, own: layout.directories(record.id), lowers: [])
@@ -357,177 +390,13 @@ public final class Snapshotter: Sendable {
         do {
             let measured = try await blocking { try FileSystem.diskUsage(fs) }
             return Usage(size: measured.bytes, inodes: measured.inodes)
-        } catch let error as SystemError {
-            throw Self.mapped(error, doing: "cannot measure snapshot \(quoted(key))")
         } catch {
-            throw .internal("cannot measure snapshot \(quoted(key)): \(error)")
+            throw await measurementFailed(error, key: key, record: record)
         }
     }
 
     public func counts() async throws(VeneerError) -> KindCounts {
         try await store.counts()
-    }
-
-    // MARK: - Mounts made by the daemon
-
-    /// Mounts the snapshot `key` at `target`. The mount is recorded before it is made
-    /// visible, so a crash in between leaves a record that start-up reconciliation drops,
-    /// never a mount the daemon does not know about. The target checks and the mount run
-    /// on the calling thread, which they block (call it from neither an event loop nor
-    /// the cooperative pool: see `blockingOperation`); the record is written by the
-    /// store's writer meanwhile.
-    public func mountBlocking(key: String, target: String, readonly: Bool) throws(VeneerError) -> MadeMount {
-        try Rules.validateKey(key)
-        let record = store.record(key)
-        // Planned here; a failure is reported after the target checks, which come first.
-        let planned = Result { () throws(VeneerError) -> (SnapshotRecord, [Mount], lowers: [String]) in
-            guard let record else { throw Lifecycle.notFound(key) }
-            let plan = try self.plan(of: record)
-            return (record, plan.mounts, plan.lowers)
-        }
-        let readonly = readonly || record?.kind == .view
-        try claim(target)
-        defer { release(target) }
-        let opened: MountTarget
-        do {
-            opened = try PathSafety.openMountTarget(target, root: stateRoot)
-        } catch {
-            // A target of ours is a bind mount of the state root: say what it is instead.
-            if case .insideRoot = error { try store.refuseIfMountTarget(target) }
-            throw .invalidArgument("\(error); choose an existing directory outside the state root")
-        }
-        let (snapshot, mounts, lowers) = try planned.get()
-        let recording = try store.recordMount(
-            of: snapshot, target: target, readonly: readonly, mounts: mounts, at: Self.now()
-        ) { siblings throws(VeneerError) in
-            if snapshot.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
-                let targets = siblings.map(\.target).sorted().joined(separator: ", ")
-                throw .failedPrecondition(
-                    "active snapshot \(quoted(key)) is already mounted at \(targets); an active snapshot can be mounted at several targets only when every mount is read-only")
-            }
-        }
-        // While the record is written, the mounts are prepared as far as they can be
-        // without showing anywhere (an overlay through the new mount API: its layers
-        // and super block). They are attached only once the record is committed.
-        var prepared: [PreparedMount] = []
-        var failure: (any Error)?
-        for mount in mounts where failure == nil {
-            do {
-                // An overlay's layers are handed over as planned, not parsed back out
-                // of its lowerdir option.
-                prepared.append(
-                    try Mounter.prepare(
-                        MountSpec(
-                            type: mount.type, source: mount.source, options: mount.options,
-                            lowerDirectories: mount.type == "overlay" ? lowers : nil),
-                        at: opened, readOnly: readonly))
-            } catch {
-                failure = error
-            }
-        }
-        let recorded = try recording.wait()
-        do {
-            if let failure { throw failure }
-            for mount in prepared { try mount.attach() }
-        } catch {
-            _ = try? store.removeMounts([target])
-            throw Self.mountFailure(error, key: key, target: target)
-        }
-        logger.info("mounted snapshot", metadata: ["snapshot.key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
-        return MadeMount(live: recorded.record.live, mountsJSON: recorded.mountsJSON)
-    }
-
-    /// A mount just made: what it is, and its mounts' JSON as recorded, which an answer
-    /// can reuse instead of writing it again.
-    public struct MadeMount: Sendable {
-        public let live: LiveMount
-        public let mountsJSON: [UInt8]
-    }
-
-    private static func mountFailure(_ error: any Error, key: String, target: String) -> VeneerError {
-        guard let error = error as? SystemError else {
-            return .internal("cannot mount snapshot \(quoted(key)) at \(target): \(error)")
-        }
-        if error.isPathProblem {
-            return .invalidArgument(
-                "cannot mount snapshot \(quoted(key)) at \(target): \(error); the target changed while it was being mounted")
-        }
-        if error.isNoSpace {
-            return .resourceExhausted("cannot mount snapshot \(quoted(key)) at \(target): \(error)")
-        }
-        return .internal("cannot mount snapshot \(quoted(key)) at \(target): \(error)")
-    }
-
-    /// Unmounts a target the daemon mounted and forgets it. `lazy` detaches it even
-    /// while it is busy.
-    public func unmount(target: String, lazy: Bool) async throws(VeneerError) {
-        guard PathSafety.isNormalizedAbsolute(target) else {
-            throw .invalidArgument("target \(quoted(target)) must be an absolute, normalized path")
-        }
-        try claim(target)
-        defer { release(target) }
-        guard try await store.mount(target: target) != nil else {
-            throw .notFound("\(target) is not a mount target of veneerd; see GET /v1/mounts")
-        }
-        let store = self.store
-        let wasMounted = try await blockingOperation { () throws(VeneerError) -> Bool in
-            var wasMounted = true
-            do throws(SystemError) {
-                try Mounter.unmount(target, lazy: lazy)
-            } catch where error.isNotMounted || error.isNotFound {
-                // Already unmounted behind our back: forgetting it is all that is left to do.
-                wasMounted = false
-            } catch where error.isBusy {
-                throw .failedPrecondition("\(target) is busy: \(error); stop what uses it, or unmount with lazy=true")
-            } catch {
-                throw .internal("cannot unmount \(target): \(error)")
-            }
-            try store.removeMounts([target])
-            return wasMounted
-        }
-        if !wasMounted {
-            logger.warning("mount target was no longer mounted", metadata: ["target": "\(target)"])
-        }
-        logger.info("unmounted", metadata: ["target": "\(target)", "lazy": "\(lazy)"])
-    }
-
-    public func liveMounts(key: String?) async throws(VeneerError) -> [LiveMount] {
-        if let key { try Rules.validateKey(key) }
-        return try await store.mounts(key: key).map(\.live)
-    }
-
-    /// Drops records of mounts that are gone (unmounted behind the daemon's back, or
-    /// never made because of a crash). Never unmounts anything.
-    public func reconcileMounts() async throws(VeneerError) -> [String] {
-        let records = try await store.mounts()
-        if records.isEmpty { return [] }
-        let table: [MountEntry]
-        do {
-            table = try await blocking { try MountTable.current() }
-        } catch {
-            throw .internal("cannot read the mount table: \(error)")
-        }
-        let targets = Set(table.map(\.target))
-        let gone = records.filter { !targets.contains($0.target) }.map(\.target)
-        if !gone.isEmpty {
-            let store = self.store
-            _ = try await blockingOperation { () throws(VeneerError) in try store.removeMounts(gone) }
-            for target in gone {
-                logger.warning("dropped the record of a mount that is gone", metadata: ["target": "\(target)"])
-            }
-        }
-        return gone
-    }
-
-    private func claim(_ target: String) throws(VeneerError) {
-        let claimed = busyTargets.withLock { $0.insert(target).inserted }
-        if !claimed {
-            throw .unavailable("\(target) is being mounted or unmounted by another request; retry")
-        }
-    }
-
-    private func release(_ target: String) {
-        _ = busyTargets.withLock { $0.remove(target) }
     }
 
     // MARK: - Recovery
@@ -577,76 +446,4 @@ public final class Snapshotter: Sendable {
         }
     }
 
-    // MARK: - Cleanup
-
-    /// Deletes staging leftovers and snapshot directories that have no row.
-    /// Safe to run while serving: orphans are moved aside while writes are paused,
-    /// then deleted.
-    public func cleanup() async throws(VeneerError) -> CleanupReport {
-        // One cleanup at a time: concurrent ones would walk and delete the same trees.
-        await cleanupGate.enter()
-        do {
-            let report = try await cleanupAlone()
-            await cleanupGate.leave()
-            return report
-        } catch {
-            await cleanupGate.leave()
-            throw error
-        }
-    }
-
-    private func cleanupAlone() async throws(VeneerError) -> CleanupReport {
-        let layout = self.layout
-        let moved: [String]
-        do {
-            let stagingNames = self.stagingNames
-            moved = try await store.withWritesPaused { ids in
-                // Read while writes are paused: a create registers its name before staging.
-                let inFlight = stagingNames.state.withLock { $0.inFlight }
-                var moved: [String] = []
-                var candidates: [(String, String)] = []
-                for name in try FileSystem.listDirectory(layout.staging) where !inFlight.contains(name) {
-                    candidates.append((layout.staging + "/" + name, "staging-" + name))
-                }
-                for name in try FileSystem.listDirectory(layout.snapshots) {
-                    if let id = Int64(name), ids.contains(id) { continue }
-                    candidates.append((layout.snapshots + "/" + name, "snapshot-" + name))
-                }
-                for (path, name) in candidates {
-                    var target = layout.trash + "/" + name
-                    var n = 0
-                    while FileSystem.entryType(target) != .missing {
-                        n += 1
-                        target = layout.trash + "/\(name).\(n)"
-                    }
-                    try FileSystem.rename(path, to: target)
-                    moved.append(target)
-                }
-                return moved
-            }
-        }
-        var report = CleanupReport(removed: 0, reclaimedBytes: 0)
-        let logger = self.logger
-        do {
-            let leftovers = try await blocking { () throws -> [String] in
-                try FileSystem.listDirectory(layout.trash).map { layout.trash + "/" + $0 }
-            }
-            // Also empties trash left by an earlier, interrupted cleanup.
-            for path in Set(moved + leftovers) {
-                let freed = try await blocking { () throws -> Int64 in
-                    let usage = try FileSystem.diskUsage(path)
-                    try FileSystem.removeTree(path)
-                    return usage.bytes
-                }
-                report.removed += 1
-                report.reclaimedBytes += freed
-                logger.info("removed leftover", metadata: ["path": "\(path)", "bytes": "\(freed)"])
-            }
-        } catch let error as SystemError {
-            throw Self.mapped(error, doing: "cleanup failed")
-        } catch {
-            throw .internal("cleanup failed: \(error)")
-        }
-        return report
-    }
 }

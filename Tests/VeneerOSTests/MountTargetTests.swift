@@ -114,3 +114,42 @@ struct MountTargetTests {
         }
     }
 }
+
+/// Tree removal and disk usage stop at mount points.
+@Suite("Tree walks that never cross a mount", .serialized)
+struct TreeWalkMountTests {
+    @Test func removeTreeLeavesAMountInsideAndWhatItHolds() throws {
+        let box = try MountSandbox()
+        defer { MountTargetTests.detachEverything(under: box.path) }
+        let victim = try box.directory("victim")
+        try MountFixture.write(victim + "/precious", "keep me")
+        let doomed = try box.directory("doomed/a/b")
+        try MountFixture.write(doomed + "/junk", "delete me")
+        let inner = try box.directory("doomed/a/mnt")
+        try Mounter.mount(MountSpec(type: "bind", source: victim, options: ["bind"]), at: inner)
+
+        // doomed, a, b, junk and the mount point; not what is mounted there.
+        #expect(try FileSystem.diskUsage(box.path + "/doomed").inodes == 5)
+        let kept = try FileSystem.removeTree(box.path + "/doomed")
+
+        #expect(kept == [inner])
+        #expect(try MountFixture.read(victim + "/precious") == "keep me")
+        #expect(!FileManager.default.fileExists(atPath: doomed))
+        #expect(FileManager.default.fileExists(atPath: inner))
+        try Mounter.unmount(inner)
+        #expect(try FileSystem.removeTree(box.path + "/doomed").isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: box.path + "/doomed"))
+        #expect(try MountFixture.read(victim + "/precious") == "keep me")
+    }
+
+    @Test func removeTreeOfAMountPointRemovesNothing() throws {
+        let box = try MountSandbox()
+        defer { MountTargetTests.detachEverything(under: box.path) }
+        let victim = try box.directory("victim")
+        try MountFixture.write(victim + "/precious", "keep me")
+        let point = try box.directory("point")
+        try Mounter.mount(MountSpec(type: "bind", source: victim, options: ["bind"]), at: point)
+        #expect(try FileSystem.removeTree(point) == [point])
+        #expect(try MountFixture.read(victim + "/precious") == "keep me")
+    }
+}
