@@ -95,3 +95,65 @@ struct MountHardeningTests {
         }
     }
 }
+
+@Suite("Deletes that never cross a mount")
+struct DeleteAcrossMountTests {
+    /// The `fs` directory of `key`, from its mounts (a bind of it, or the upper layer).
+    static func ownLayer(_ api: CheckedAPI, _ key: String) async throws -> String {
+        try MountPaths.writableDirectory(try await api.mountList(key))
+    }
+
+    @Test("remove refuses while another snapshot is mounted inside; cleanup keeps such a leftover in trash; start-up comes up")
+    func removeAndCleanupStopAtMounts() async throws {
+        try await withDaemon { daemon in
+            let api = CheckedAPI(daemon)
+            try await api.prepared("victim")
+            try await api.prepared("scratch")
+            let victim = try await Self.ownLayer(api, "victim")
+            let scratch = try await Self.ownLayer(api, "scratch")
+            try Tree.write(victim + "/precious", "keep me")
+            let inside = scratch + "/sub"
+            try Tree.makeDirectory(inside)
+            try Mounts.bind(victim, at: inside)
+            defer { Mounts.unmount(inside) }
+
+            let refused = try await api.remove("scratch")
+            #expect(refused.status == 409)
+            #expect(refused.errorCode == "failed_precondition")
+            #expect(refused.errorMessage?.contains(inside) == true, "\(refused.text)")
+            #expect(try Tree.read(victim + "/precious") == "keep me")
+            #expect(try await api.stat("scratch").status == 200)
+
+            // A directory without a row that holds a mount: cleanup deletes around it.
+            let orphan = daemon.root + "/snapshots/77777"
+            try FileManager.default.createDirectory(atPath: orphan + "/fs/mnt", withIntermediateDirectories: true)
+            try Tree.write(orphan + "/fs/junk", "junk")
+            try Mounts.bind(victim, at: orphan + "/fs/mnt")
+            let cleanup = try await checked(daemon, "POST", "/v1/cleanup")
+            #expect(cleanup.status == 200, "\(cleanup.text)")
+            #expect(try cleanup.decoded(CleanupResponse.self).removed == 0)
+            #expect(try Tree.read(victim + "/precious") == "keep me")
+            let trash = try StateRoot.trashEntries(daemon)
+            #expect(trash == ["snapshot-77777"])
+            let kept = daemon.root + "/trash/snapshot-77777/fs/mnt"
+            #expect(Mounts.targets(under: daemon.root + "/trash") == [kept])
+            #expect(!Tree.exists(daemon.root + "/trash/snapshot-77777/fs/junk"))
+
+            // A restart cleans up at start-up: it comes up, logs what it kept, deletes nothing through the mount.
+            #expect(try await daemon.stop() == 0)
+            try await daemon.start()
+            #expect(daemon.log.contains("kept a leftover in trash"))
+            #expect(try Tree.read(victim + "/precious") == "keep me")
+            #expect(try await api.stat("victim").status == 200)
+
+            // Once unmounted, the next cleanup removes it.
+            Mounts.unmount(kept)
+            let after = try await checked(daemon, "POST", "/v1/cleanup")
+            #expect(try after.decoded(CleanupResponse.self).removed == 1)
+            #expect(try StateRoot.trashEntries(daemon).isEmpty)
+            Mounts.unmount(inside)
+            #expect(try await api.remove("scratch").status == 204)
+            #expect(try Tree.read(victim + "/precious") == "keep me")
+        }
+    }
+}

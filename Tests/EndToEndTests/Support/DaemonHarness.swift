@@ -66,6 +66,14 @@ enum Mounts {
         _ = try? run("/bin/umount", [target])
     }
 
+    /// `mount --bind source target`, as someone other than the daemon would.
+    static func bind(_ source: String, at target: String) throws {
+        let result = try run("/bin/mount", ["--bind", source, target])
+        guard result.status == 0 else {
+            throw VeneerError.internal("mount --bind \(source) \(target) failed: \(result.stderr)")
+        }
+    }
+
     /// Targets under `prefix` according to /proc/self/mountinfo, deepest first.
     static func targets(under prefix: String) -> [String] {
         // Read to the end: a plain String(contentsOfFile:) stops at procfs's first short
