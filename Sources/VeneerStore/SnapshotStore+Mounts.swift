@@ -1,0 +1,171 @@
+import Foundation
+import GRDB
+import Synchronization
+import VeneerCore
+
+/// Records of the mounts the daemon made.
+extension SnapshotStore {
+    static let selectMounts = """
+        SELECT m.target, m.snapshot_id, s.key, m.readonly, m.mounts, m.mounted_at
+        FROM mounts m JOIN snapshots s ON s.id = m.snapshot_id
+        """
+
+    static func mountRecord(_ row: Row) throws -> MountRecord {
+        let mountsText: String = row[4]
+        let mounts = try JSONDecoder().decode([Mount].self, from: Data(mountsText.utf8))
+        return MountRecord(
+            target: row[0], snapshotID: row[1], key: row[2], readonly: row[3], mounts: mounts,
+            mountedAt: Timestamp(nanosecondsSinceEpoch: row[5]))
+    }
+
+    /// Live mounts, of one snapshot or all, ordered by target.
+    public func mounts(key: String? = nil) async throws(VeneerError) -> [MountRecord] {
+        index.withLock { index in
+            index.mountsByTarget.values.filter { key == nil || $0.key == key }.sorted { $0.target < $1.target }
+        }
+    }
+
+    public func mount(target: String) async throws(VeneerError) -> MountRecord? {
+        index.withLock { $0.mountsByTarget[target] }
+    }
+
+    /// Refuses a target that is a mount target of the daemon's already (recorded, or
+    /// being recorded), as ``recordMount(of:target:readonly:mounts:at:check:)`` would.
+    public func refuseIfMountTarget(_ target: String) throws(VeneerError) {
+        try index.withLock { index throws(VeneerError) in
+            if let existing = index.mountsByTarget[target] ?? index.mountsBeingRecorded[target] {
+                throw Self.targetTaken(target, by: existing)
+            }
+        }
+    }
+
+    private static func targetTaken(_ target: String, by existing: MountRecord) -> VeneerError {
+        .alreadyExists(
+            "\(target) is already a mount target of snapshot \(quoted(existing.key)); unmount it first or choose another target")
+    }
+
+    /// Ids of every snapshot; used to find directories that belong to no row.
+    /// Starts recording a mount of `snapshot` at `target`, to be waited for with
+    /// ``PendingMountRecord/wait()`` before the mount is made visible.
+    ///
+    /// The rules are checked at once against the records in memory, those being written
+    /// included: a target that has a record is refused with `already_exists`, and
+    /// `check` sees the snapshot's other mounts and throws to refuse (for example a
+    /// second writable mount); it runs while the in-memory index is locked, so it must
+    /// be quick. The target is then reserved, so that the checks of every
+    /// later recording see this one, and the row is written on the writer's thread while
+    /// the caller goes on preparing the mount. The row is inserted by one statement that
+    /// copies the snapshot's id from its row only while the id, key and kind are those
+    /// the mount was planned with: a remove or commit that reaches the database first
+    /// makes the record fail (`not_found`, or `failed_precondition` when the key now
+    /// names another snapshot), and one that comes later finds the row and refuses.
+    ///
+    /// Records of mounts are not fsync'd: they survive the daemon crashing (the write is
+    /// in the operating system's cache), and what they describe does not survive a power
+    /// loss or a kernel crash, after which start-up reconciliation drops any record left.
+    public func recordMount(
+        of snapshot: SnapshotRecord, target: String, readonly: Bool, mounts: [Mount], at time: Timestamp,
+        check: (_ siblings: [MountRecord]) throws(VeneerError) -> Void
+    ) throws(VeneerError) -> PendingMountRecord {
+        let key = snapshot.key
+        let record = MountRecord(
+            target: target, snapshotID: snapshot.id, key: key, readonly: readonly, mounts: mounts, mountedAt: time)
+        try index.withLock { index throws(VeneerError) in
+            if let existing = index.mountsByTarget[target] ?? index.mountsBeingRecorded[target] {
+                throw Self.targetTaken(target, by: existing)
+            }
+            var siblings = index.mountsByTarget.values.filter { $0.snapshotID == snapshot.id }
+            siblings += index.mountsBeingRecorded.values.filter { $0.snapshotID == snapshot.id }
+            try check(siblings)
+            index.mountsBeingRecorded[target] = record
+        }
+        let outcome = batcher.submit(durable: false, drainingHere: false) { db, batch -> RecordedMount in
+            // Encoded here, on the writer's thread, while the caller prepares the mount.
+            let mountsJSON = JSONWriter.mountArray(mounts)
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at)
+                    SELECT ?, id, ?, ?, ? FROM snapshots WHERE id = ? AND key = ? AND kind = ?
+                    """
+            ).execute(
+                arguments: [
+                    target, readonly, String(decoding: mountsJSON, as: UTF8.self), time.nanosecondsSinceEpoch,
+                    snapshot.id, key, snapshot.kind.rawValue,
+                ])
+            guard db.changesCount == 1 else { throw MountRecordRefused() }
+            batch.afterCommit {
+                self.index.withLock { index in
+                    index.mountsBeingRecorded[target] = nil
+                    index.mountsByTarget[target] = record
+                }
+            }
+            return RecordedMount(record: record, mountsJSON: mountsJSON)
+        }
+        return PendingMountRecord(store: self, target: target, key: key, outcome: outcome)
+    }
+
+    /// Ends a recording that failed: frees its target and says why.
+    func recordingFailed(target: String, key: String, error: any Error) -> VeneerError {
+        index.withLock { $0.mountsBeingRecorded[target] = nil }
+        guard error is MountRecordRefused else { return Self.mapped(error) }
+        if record(key) == nil { return Lifecycle.notFound(key) }
+        return .failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
+    }
+
+    /// Forgets the mounts at `targets`; returns how many were recorded. Not fsync'd and
+    /// blocking.
+    @discardableResult
+    public func removeMounts(_ targets: [String]) throws(VeneerError) -> Int {
+        try writeBlocking(durable: false) { db, batch in
+            var removed = 0
+            let statement = try db.cachedStatement(sql: "DELETE FROM mounts WHERE target = ?")
+            for target in targets {
+                try statement.execute(arguments: [target])
+                removed += db.changesCount
+            }
+            batch.afterCommit {
+                self.index.withLock { index in
+                    for target in targets { index.mountsByTarget[target] = nil }
+                }
+            }
+            return removed
+        }
+    }
+}
+
+/// A mount record whose row is being written; see
+/// ``SnapshotStore/recordMount(of:target:readonly:mounts:at:check:)``.
+public final class PendingMountRecord: Sendable {
+    private let store: SnapshotStore
+    private let target: String
+    private let key: String
+    private let outcome: WriteOutcome<RecordedMount>
+
+    init(store: SnapshotStore, target: String, key: String, outcome: WriteOutcome<RecordedMount>) {
+        self.store = store
+        self.target = target
+        self.key = key
+        self.outcome = outcome
+    }
+
+    /// Blocks until the row is committed and returns the record, or throws why it was
+    /// not written (its target is free again then). Call it once, from a thread that may
+    /// block.
+    public func wait() throws(VeneerError) -> RecordedMount {
+        do {
+            return try outcome.wait()
+        } catch {
+            throw store.recordingFailed(target: target, key: key, error: error)
+        }
+    }
+}
+
+/// A mount record as committed, with the JSON of its mounts as the row holds it (an
+/// answer that shows the mounts can reuse it).
+public struct RecordedMount: Sendable {
+    public let record: MountRecord
+    public let mountsJSON: [UInt8]
+}
+
+/// The snapshot of a mount record no longer has the id, key and kind it was planned with.
+private struct MountRecordRefused: Error {}
