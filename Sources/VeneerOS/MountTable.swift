@@ -66,6 +66,16 @@ public enum MountTable {
         try current().filter { $0.target == target }
     }
 
+    /// The mount `identity` in `entries`, if it still exists.
+    public static func entry(of identity: MountIdentity, in entries: [MountEntry]) -> MountEntry? {
+        entries.first { identity.matches($0) }
+    }
+
+    /// The mount on top at `target` in `entries` (the last mounted there).
+    public static func topEntry(at target: String, in entries: [MountEntry]) -> MountEntry? {
+        entries.last { $0.target == target }
+    }
+
     /// Whether `path` (not following a final symbolic link) is the root of a mount,
     /// bind mounts of a directory of the same file system included.
     public static func isMountPoint(_ path: String) -> Bool {

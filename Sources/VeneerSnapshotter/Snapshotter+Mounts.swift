@@ -14,6 +14,14 @@ extension Snapshotter {
     /// store's writer meanwhile.
     public func mountBlocking(key: String, target: String, readonly: Bool) throws(VeneerError) -> MadeMount {
         try Rules.validateKey(key)
+        // Mounts and unmounts of one target take turns: the later one sees what the
+        // earlier one did and answers accordingly.
+        return try targetLocks.withLock(target) { () throws(VeneerError) -> MadeMount in
+            try mountLocked(key: key, target: target, readonly: readonly)
+        }
+    }
+
+    private func mountLocked(key: String, target: String, readonly: Bool) throws(VeneerError) -> MadeMount {
         let record = store.record(key)
         // Planned here; a failure is reported after the target checks, which come first.
         let planned = Result { () throws(VeneerError) -> (SnapshotRecord, [Mount], lowers: [String]) in
@@ -22,8 +30,6 @@ extension Snapshotter {
             return (record, plan.mounts, plan.lowers)
         }
         let readonly = readonly || record?.kind == .view
-        try claim(target)
-        defer { release(target) }
         let opened: MountTarget
         do {
             opened = try PathSafety.openMountTarget(target, root: stateRoot)
@@ -62,13 +68,15 @@ extension Snapshotter {
             }
         }
         let recorded = try recording.wait()
+        var identity: MountIdentity?
         do {
             if let failure { throw failure }
-            for mount in prepared { try mount.attach() }
+            for mount in prepared { identity = try mount.attach() ?? identity }
         } catch {
             _ = try? store.removeMounts([target])
             throw Self.mountFailure(error, key: key, target: target)
         }
+        if let identity { store.identifyMount(target: target, mountID: identity.id, device: identity.device) }
         logger.info("mounted snapshot", metadata: ["snapshot.key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
         return MadeMount(live: recorded.record.live, mountsJSON: recorded.mountsJSON)
     }
@@ -95,36 +103,102 @@ extension Snapshotter {
     }
 
     /// Unmounts a target the daemon mounted and forgets it. `lazy` detaches it even
-    /// while it is busy.
+    /// while it is busy. Only the mount the daemon made is unmounted, identified by its
+    /// kernel mount id: when the target no longer leads to it, nothing is unmounted —
+    /// a mount that was moved elsewhere keeps its record, under its new path, and the
+    /// request fails naming that path; a mount that is gone is forgotten.
     public func unmount(target: String, lazy: Bool) async throws(VeneerError) {
         guard PathSafety.isNormalizedAbsolute(target) else {
             throw .invalidArgument("target \(quoted(target)) must be an absolute, normalized path")
         }
-        try claim(target)
-        defer { release(target) }
-        guard try await store.mount(target: target) != nil else {
-            throw .notFound("\(target) is not a mount target of veneerd; see GET /v1/mounts")
-        }
         let store = self.store
+        let targetLocks = self.targetLocks
+        let stateRoot = self.stateRoot
         let wasMounted = try await blockingOperation { () throws(VeneerError) -> Bool in
-            var wasMounted = true
-            do throws(SystemError) {
-                try Mounter.unmount(target, lazy: lazy)
-            } catch where error.isNotMounted || error.isNotFound {
-                // Already unmounted behind our back: forgetting it is all that is left to do.
-                wasMounted = false
-            } catch where error.isBusy {
-                throw .failedPrecondition("\(target) is busy: \(error); stop what uses it, or unmount with lazy=true")
-            } catch {
-                throw .internal("cannot unmount \(target): \(error)")
+            try targetLocks.withLock(target) { () throws(VeneerError) -> Bool in
+                guard let record = store.mountRecord(at: target) else {
+                    throw .notFound("\(target) is not a mount target of veneerd; see GET /v1/mounts")
+                }
+                let expected = try Self.identity(of: record, stateRoot: stateRoot)
+                let unmounted: Bool
+                do throws(SystemError) {
+                    if let expected {
+                        unmounted = try Mounter.unmount(target, expected: expected, lazy: lazy)
+                    } else {
+                        // A record whose mount is not identified: the mount on top at the target.
+                        try Mounter.unmount(target, lazy: lazy)
+                        unmounted = true
+                    }
+                } catch where error.isNotMounted || error.isNotFound {
+                    // Already unmounted behind our back: forgetting it is all that is left to do.
+                    unmounted = false
+                } catch where error.isBusy {
+                    throw .failedPrecondition("\(target) is busy: \(error); stop what uses it, or unmount with lazy=true")
+                } catch {
+                    throw .internal("cannot unmount \(target): \(error)")
+                }
+                if !unmounted, let expected {
+                    // Moved or covered: throws; gone: forgets the record.
+                    try Self.followMoved(record, expected: expected, store: store)
+                    return false
+                }
+                try store.removeMounts([target])
+                return unmounted
             }
-            try store.removeMounts([target])
-            return wasMounted
         }
         if !wasMounted {
-            logger.warning("mount target was no longer mounted", metadata: ["target": "\(target)"])
+            logger.warning("the daemon's mount was no longer at its target; forgot it", metadata: ["target": "\(target)"])
         }
         logger.info("unmounted", metadata: ["target": "\(target)", "lazy": "\(lazy)"])
+    }
+
+    /// Which kernel mount `record` is: as noted when it was made, or, for a record
+    /// without it, the mount on top at its target when that is one of the snapshot
+    /// (see ``matchesRecord(_:_:stateRoot:)``). Nil when neither tells.
+    static func identity(of record: MountRecord, stateRoot: PathSafety.StateRoot) throws(VeneerError) -> MountIdentity? {
+        if let id = record.mountID, let device = record.device, let identity = MountIdentity(id: id, device: device) {
+            return identity
+        }
+        guard let entries = try? MountTable.current(), let top = MountTable.topEntry(at: record.target, in: entries),
+            matchesRecord(top, record, stateRoot: stateRoot)
+        else { return nil }
+        return MountIdentity(id: UInt64(top.id), deviceMajor: top.deviceMajor, deviceMinor: top.deviceMinor)
+    }
+
+    /// Whether a mount table line can be the mount `record` describes: an overlay for
+    /// an overlay whose upper (or first lower) layer is the snapshot's, a bind mount of
+    /// the snapshot's own `fs` directory for a bind mount.
+    static func matchesRecord(_ entry: MountEntry, _ record: MountRecord, stateRoot: PathSafety.StateRoot) -> Bool {
+        guard let mount = record.mounts.first else { return false }
+        let own = "/snapshots/\(record.snapshotID)/fs"
+        if mount.type == "overlay" {
+            return entry.fsType == "overlay" && entry.options.contains(stateRoot.path + own)
+        }
+        return entry.root.hasSuffix(own)
+    }
+
+    /// The mount `expected` of `record` is not at the record's target: when it is
+    /// somewhere else now, the record follows it and this throws naming the new place;
+    /// when it is covered by another mount, this throws saying so; when it is gone, the
+    /// record is dropped.
+    private static func followMoved(_ record: MountRecord, expected: MountIdentity, store: SnapshotStore) throws(VeneerError) {
+        let entries: [MountEntry]
+        do {
+            entries = try MountTable.current()
+        } catch {
+            throw .internal("cannot read the mount table: \(error)")
+        }
+        guard let entry = MountTable.entry(of: expected, in: entries) else {
+            try store.removeMounts([record.target])
+            return
+        }
+        if entry.target == record.target {
+            throw .failedPrecondition(
+                "\(record.target) has another mount on top of the one veneerd made for snapshot \(quoted(record.key)); unmount that one first")
+        }
+        if store.mountRecord(at: entry.target) == nil { try store.moveMount(from: record.target, to: entry.target) }
+        throw .failedPrecondition(
+            "the mount of snapshot \(quoted(record.key)) made at \(record.target) is now at \(entry.target) (it was moved); unmount it there: DELETE /v1/mounts?target=\(entry.target)")
     }
 
     public func liveMounts(key: String?) async throws(VeneerError) -> [LiveMount] {
@@ -132,8 +206,11 @@ extension Snapshotter {
         return try await store.mounts(key: key).map(\.live)
     }
 
-    /// Drops records of mounts that are gone (unmounted behind the daemon's back, or
-    /// never made because of a crash). Never unmounts anything.
+    /// Brings the records of mounts in line with the kernel's mount table: a record
+    /// whose mount is gone (unmounted behind the daemon's back, replaced by another
+    /// mount, or never made because of a crash) is dropped; one whose mount was moved
+    /// follows it; one made before mounts were identified is identified by the mount
+    /// at its target. Never unmounts anything. Returns the targets dropped.
     public func reconcileMounts() async throws(VeneerError) -> [String] {
         let records = try await store.mounts()
         if records.isEmpty { return [] }
@@ -143,26 +220,43 @@ extension Snapshotter {
         } catch {
             throw .internal("cannot read the mount table: \(error)")
         }
-        let targets = Set(table.map(\.target))
-        let gone = records.filter { !targets.contains($0.target) }.map(\.target)
-        if !gone.isEmpty {
-            let store = self.store
-            _ = try await blockingOperation { () throws(VeneerError) in try store.removeMounts(gone) }
-            for target in gone {
-                logger.warning("dropped the record of a mount that is gone", metadata: ["target": "\(target)"])
+        var gone: [String] = []
+        var moved: [(from: String, to: String)] = []
+        var identified: [(target: String, identity: MountIdentity)] = []
+        for record in records {
+            if let id = record.mountID, let device = record.device, let identity = MountIdentity(id: id, device: device) {
+                guard let entry = MountTable.entry(of: identity, in: table) else {
+                    gone.append(record.target)
+                    continue
+                }
+                if entry.target != record.target { moved.append((record.target, entry.target)) }
+            } else if let top = MountTable.topEntry(at: record.target, in: table),
+                Self.matchesRecord(top, record, stateRoot: stateRoot)
+            {
+                identified.append(
+                    (record.target, MountIdentity(id: UInt64(top.id), deviceMajor: top.deviceMajor, deviceMinor: top.deviceMinor)))
+            } else {
+                gone.append(record.target)
             }
         }
-        return gone
-    }
-
-    private func claim(_ target: String) throws(VeneerError) {
-        let claimed = busyTargets.withLock { $0.insert(target).inserted }
-        if !claimed {
-            throw .unavailable("\(target) is being mounted or unmounted by another request; retry")
+        let store = self.store
+        let dropped = gone
+        let followed = moved
+        _ = try await blockingOperation { () throws(VeneerError) in
+            if !dropped.isEmpty { try store.removeMounts(dropped) }
+            for move in followed where store.mountRecord(at: move.to) == nil {
+                try store.moveMount(from: move.from, to: move.to)
+            }
         }
-    }
-
-    private func release(_ target: String) {
-        _ = busyTargets.withLock { $0.remove(target) }
+        for (target, identity) in identified {
+            store.identifyMount(target: target, mountID: identity.id, device: identity.device)
+        }
+        for target in gone {
+            logger.warning("dropped the record of a mount that is gone", metadata: ["target": "\(target)"])
+        }
+        for move in moved {
+            logger.warning("the record of a mount follows it to where it was moved", metadata: ["from": "\(move.from)", "to": "\(move.to)"])
+        }
+        return gone
     }
 }

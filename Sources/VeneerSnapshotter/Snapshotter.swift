@@ -56,8 +56,8 @@ public final class Snapshotter: Sendable {
     public static let lowerChainsKept = 64
     /// The state root as mount targets are checked against it.
     let stateRoot: PathSafety.StateRoot
-    /// Targets with a mount or an unmount in progress.
-    let busyTargets = Mutex(Set<String>())
+    /// Mounts and unmounts of one target take turns.
+    let targetLocks = TargetLocks()
 
     /// The kernel's limit on overlay lower layers.
     public static let kernelMaxDepth = 500

@@ -6,7 +6,7 @@ import VeneerCore
 /// Records of the mounts the daemon made.
 extension SnapshotStore {
     static let selectMounts = """
-        SELECT m.target, m.snapshot_id, s.key, m.readonly, m.mounts, m.mounted_at
+        SELECT m.target, m.snapshot_id, s.key, m.readonly, m.mounts, m.mounted_at, m.mount_id, m.device
         FROM mounts m JOIN snapshots s ON s.id = m.snapshot_id
         """
 
@@ -15,7 +15,8 @@ extension SnapshotStore {
         let mounts = try JSONDecoder().decode([Mount].self, from: Data(mountsText.utf8))
         return MountRecord(
             target: row[0], snapshotID: row[1], key: row[2], readonly: row[3], mounts: mounts,
-            mountedAt: Timestamp(nanosecondsSinceEpoch: row[5]))
+            mountedAt: Timestamp(nanosecondsSinceEpoch: row[5]), mountID: (row[6] as Int64?).map { UInt64(bitPattern: $0) },
+            device: row[7])
     }
 
     /// Live mounts, of one snapshot or all, ordered by target.
@@ -27,6 +28,45 @@ extension SnapshotStore {
 
     public func mount(target: String) async throws(VeneerError) -> MountRecord? {
         index.withLock { $0.mountsByTarget[target] }
+    }
+
+    /// The record of the mount at `target`, if any; does not block.
+    public func mountRecord(at target: String) -> MountRecord? {
+        index.withLock { $0.mountsByTarget[target] }
+    }
+
+    /// Notes which kernel mount the record at `target` is, once it is attached. The
+    /// record in memory has it at once; the row is written by the store's writer
+    /// without anyone waiting (not fsync'd, like the record). Should that write be lost,
+    /// start-up reconciliation finds the mount at its target again.
+    public func identifyMount(target: String, mountID: UInt64, device: String) {
+        let known = index.withLock { index -> Bool in
+            guard var record = index.mountsByTarget[target] else { return false }
+            record.mountID = mountID
+            record.device = device
+            index.mountsByTarget[target] = record
+            return true
+        }
+        guard known else { return }
+        _ = batcher.submit(durable: false, drainingHere: false) { db, _ in
+            try db.cachedStatement(sql: "UPDATE mounts SET mount_id = ?, device = ? WHERE target = ?")
+                .execute(arguments: [Int64(bitPattern: mountID), device, target])
+        }
+    }
+
+    /// Moves the record at `from` to `to`: its mount was moved there (by `mount --move`
+    /// or a rename of a directory above it). Blocking, not fsync'd.
+    public func moveMount(from: String, to: String) throws(VeneerError) {
+        try writeBlocking(durable: false) { db, batch in
+            try db.cachedStatement(sql: "UPDATE mounts SET target = ? WHERE target = ?").execute(arguments: [to, from])
+            batch.afterCommit {
+                self.index.withLock { index in
+                    guard var record = index.mountsByTarget.removeValue(forKey: from) else { return }
+                    record.target = to
+                    index.mountsByTarget[to] = record
+                }
+            }
+        }
     }
 
     /// Refuses a target that is a mount target of the daemon's already (recorded, or

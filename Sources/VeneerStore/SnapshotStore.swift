@@ -31,6 +31,10 @@ public struct MountRecord: Sendable, Equatable {
     public var readonly: Bool
     public var mounts: [Mount]
     public var mountedAt: Timestamp
+    /// Which kernel mount it is (its mount id and `major:minor` device), once made;
+    /// nil in a record written before the mount was attached.
+    public var mountID: UInt64? = nil
+    public var device: String? = nil
 
     public var live: LiveMount {
         LiveMount(key: key, target: target, readonly: readonly, mounts: mounts, mountedAt: mountedAt)
@@ -153,6 +157,13 @@ public final class SnapshotStore: Sendable {
                         mounted_at INTEGER NOT NULL
                     );
                     CREATE INDEX mounts_snapshot ON mounts(snapshot_id);
+                    """)
+        }
+        migrator.registerMigration("v3-mount-identity") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE mounts ADD COLUMN mount_id INTEGER;
+                    ALTER TABLE mounts ADD COLUMN device TEXT;
                     """)
         }
         return migrator
