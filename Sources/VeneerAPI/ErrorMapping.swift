@@ -18,6 +18,7 @@ extension VeneerError.Code {
         case .internal: .internalServerError
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
+        case .methodNotAllowed: .methodNotAllowed
         }
     }
 }

@@ -143,12 +143,15 @@ import Testing
         #expect(violations("POST", "/v1/snapshots/x/commit", 200, Self.info) != nil)
     }
 
-    @Test func unknownRoutesAndMethodsAreDocumentedAs404() {
+    @Test func unknownRoutesAre404AndUnknownMethods405() {
         let notFound = #"{"error":{"code":"not_found","message":"no route"}}"#
+        let notAllowed = #"{"error":{"code":"method_not_allowed","message":"PUT is not allowed on /v1/status; use one of GET"}}"#
         #expect(violations("GET", "/v2/snapshots", 404, notFound) == nil)
-        #expect(violations("PUT", "/v1/status", 404, notFound) == nil)
-        #expect(violations("POST", "/v1/snapshots/{key}/mounts", 404, notFound) == nil)
+        #expect(violations("GET", "/v1/snapshots/a/", 404, notFound) == nil)
+        #expect(violations("PUT", "/v1/status", 405, notAllowed) == nil)
+        #expect(violations("POST", "/v1/snapshots/{key}/mounts", 405, notAllowed) == nil)
         #expect(violations("PUT", "/v1/status", 405, notFound) != nil)
+        #expect(violations("PUT", "/v1/status", 404, notAllowed) != nil)
         #expect(violations("GET", "/v2/snapshots", 200, "{}") != nil)
         #expect(violations("GET", "/v2/snapshots", 404, #"{"error":{"code":"internal","message":"m"}}"#) != nil)
     }
