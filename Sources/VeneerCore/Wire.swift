@@ -23,6 +23,20 @@ extension Decoder {
     }
 }
 
+extension KeyedDecodingContainer {
+    /// An optional field: nil when it is absent. A null is refused like any other value
+    /// of the wrong type (`decodeIfPresent` would take it for an absent field), with a
+    /// message that names the field and what it must be.
+    func decodeOptional<T: Decodable>(_ type: T.Type, forKey key: Key, mustBe what: String, in object: String) throws -> T? {
+        guard contains(key) else { return nil }
+        if try decodeNil(forKey: key) {
+            throw VeneerError.invalidArgument(
+                "field \(key.stringValue) in \(object) must be \(what), not null; leave the field out instead")
+        }
+        return try decode(type, forKey: key)
+    }
+}
+
 /// `POST /v1/snapshots`
 public struct PrepareRequest: Sendable, Equatable, Codable {
     public var key: String
@@ -39,14 +53,15 @@ public struct PrepareRequest: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey { case key, parent, kind, labels }
+    static let what = "the prepare request"
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownFields(["key", "parent", "kind", "labels"], in: "the prepare request")
+        try decoder.rejectUnknownFields(["key", "parent", "kind", "labels"], in: Self.what)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         key = try c.decode(String.self, forKey: .key)
-        parent = try c.decodeIfPresent(String.self, forKey: .parent)
-        kind = try c.decodeIfPresent(SnapshotKind.self, forKey: .kind)
-        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        parent = try c.decodeOptional(String.self, forKey: .parent, mustBe: "a string", in: Self.what)
+        kind = try c.decodeOptional(SnapshotKind.self, forKey: .kind, mustBe: "active or view", in: Self.what)
+        labels = try c.decodeOptional([String: String].self, forKey: .labels, mustBe: "an object of strings", in: Self.what)
     }
 }
 
@@ -77,7 +92,8 @@ public struct CommitRequest: Sendable, Equatable, Codable {
         try decoder.rejectUnknownFields(["name", "labels"], in: "the commit request")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
-        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        labels = try c.decodeOptional(
+            [String: String].self, forKey: .labels, mustBe: "an object of strings", in: "the commit request")
     }
 }
 
@@ -94,10 +110,11 @@ public struct UpdateRequest: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case labels, fieldpaths }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownFields(["labels", "fieldpaths"], in: "the update request")
+        let what = "the update request"
+        try decoder.rejectUnknownFields(["labels", "fieldpaths"], in: what)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
-        fieldpaths = try c.decodeIfPresent([String].self, forKey: .fieldpaths)
+        labels = try c.decodeOptional([String: String].self, forKey: .labels, mustBe: "an object of strings", in: what) ?? [:]
+        fieldpaths = try c.decodeOptional([String].self, forKey: .fieldpaths, mustBe: "an array of strings", in: what)
     }
 }
 
@@ -276,7 +293,7 @@ public struct MountRequest: Sendable, Equatable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         key = try c.decode(String.self, forKey: .key)
         target = try c.decode(String.self, forKey: .target)
-        readonly = try c.decodeIfPresent(Bool.self, forKey: .readonly)
+        readonly = try c.decodeOptional(Bool.self, forKey: .readonly, mustBe: "true or false", in: "the mount request")
     }
 }
 

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+import VeneerClient
+import VeneerCore
+
+/// Rules of requests beyond their syntax.
+@Suite("Strict requests")
+struct StrictRequestTests {
+    @Test("null for an optional field is 400 naming the field, on every endpoint, and changes nothing")
+    func nullOptionalFields() async throws {
+        try await withDaemon { daemon in
+            try await makeFixture(daemon)
+            let target = try daemon.mountPoint("null")
+            let cases: [(method: String, path: String, body: String, field: String)] = [
+                ("POST", APIPath.snapshots, #"{"key":"n1","labels":null}"#, "labels"),
+                ("POST", APIPath.snapshots, #"{"key":"n2","parent":null}"#, "parent"),
+                ("POST", APIPath.snapshots, #"{"key":"n3","kind":null}"#, "kind"),
+                ("POST", APIPath.snapshots, #"{"key":"n4","parent":"layer","kind":"view","labels":null}"#, "labels"),
+                ("POST", APIPath.commit("ctr"), #"{"name":"n5","labels":null}"#, "labels"),
+                ("PATCH", APIPath.snapshot("ctr"), #"{"labels":null}"#, "labels"),
+                ("PATCH", APIPath.snapshot("ctr"), #"{"labels":{},"fieldpaths":null}"#, "fieldpaths"),
+                ("PATCH", APIPath.snapshot("ctr"), #"{"fieldpaths":null}"#, "fieldpaths"),
+                ("POST", MountCalls.path, #"{"key":"ctr","target":"\#(target)","readonly":null}"#, "readonly"),
+            ]
+            try await expectRefusedWithoutChange(
+                cases.map {
+                    BadRequest(
+                        what: "\($0.field) null", method: $0.method, path: $0.path, body: utf8Bytes($0.body), status: 400,
+                        code: "invalid_argument")
+                }, on: daemon)
+            for (method, path, body, field) in cases {
+                let response = try await checked(daemon, method, path, body: utf8Bytes(body))
+                expectError(response, 400, "invalid_argument", mentioning: ["field \(field)", "not null"])
+                // The mount path is answered on the event loop too, without a Connection header.
+                if path == MountCalls.path {
+                    let direct = try RawHTTP.exchange(
+                        socket: daemon.socket, method: method, target: path, body: utf8Bytes(body),
+                        headers: [("Content-Type", "application/json")], keepAlive: true)
+                    #expect(direct.status == 400 && direct.body == response.body, "\(direct.text)")
+                }
+            }
+            #expect(try await MountCalls(daemon).list().decoded(LiveMountsResponse.self).mounts.isEmpty)
+            // The ctr snapshot kept its labels; leaving the fields out still works.
+            let api = CheckedAPI(daemon)
+            #expect(try await api.info("ctr").labels == ["a": "1"])
+            let made = try await checked(daemon, "POST", APIPath.snapshots, body: utf8Bytes(#"{"key":"plain"}"#))
+            #expect(made.status == 201, "\(made.text)")
+            #expect(try await api.remove("plain").status == 204)
+            try await expectServesNormally(daemon)
+        }
+    }
+}
