@@ -49,4 +49,31 @@ struct StrictRequestTests {
             try await expectServesNormally(daemon)
         }
     }
+
+    @Test("a query value or name that is not percent-encoded UTF-8 is 400 naming the query parameter")
+    func queryEncodingErrorsNameTheParameter() async throws {
+        try await withDaemon { daemon in
+            try await makeFixture(daemon)
+            let cases: [(target: String, mentioning: [String])] = [
+                ("/v1/snapshots?filter=%FF", ["query parameter filter", "UTF-8", #""%FF""#]),
+                ("/v1/snapshots?filter=kind%3D%3Dview&filter=%C3", ["query parameter filter", "UTF-8"]),
+                ("/v1/snapshots?filter=%zz", ["query parameter filter", "percent-encoding"]),
+                ("/v1/mounts?key=%FF", ["query parameter key", "UTF-8"]),
+                ("/v1/mounts?key=ctr%4", ["query parameter key", "percent-encoding"]),
+                ("/v1/mounts?target=%ED%A0%80", ["query parameter target", "UTF-8"]),
+                ("/v1/snapshots?%FF=1", ["name of a query parameter", "UTF-8"]),
+            ]
+            for (target, mentioning) in cases {
+                let method = target.hasPrefix("/v1/mounts?target") ? "DELETE" : "GET"
+                let response = try RawHTTP.exchange(
+                    socket: daemon.socket, method: method, target: target, body: nil, headers: [])
+                expectFollowsContract(response, method: method, path: target)
+                expectError(response, 400, "invalid_argument", mentioning: mentioning)
+                #expect(response.errorMessage?.contains("path segment") == false, "\(target): \(response.text)")
+            }
+            // A key in a path still says where it was.
+            let path = try RawHTTP.exchange(socket: daemon.socket, method: "GET", target: "/v1/snapshots/%FF", body: nil, headers: [])
+            expectError(path, 400, "invalid_argument", mentioning: ["path segment"])
+        }
+    }
 }
