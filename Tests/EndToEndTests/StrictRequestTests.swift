@@ -77,3 +77,69 @@ struct StrictRequestTests {
         }
     }
 }
+
+/// The cap on all the labels of one snapshot, names and values together.
+@Suite("Total size of a snapshot's labels")
+struct LabelTotalLimitTests {
+    static let limit = 65536
+
+    /// 16 labels named `l00` … `l15` of exactly 4096 bytes each (name plus value): 64 KiB.
+    static let full: [String: String] = {
+        var labels: [String: String] = [:]
+        for index in 0..<16 {
+            let name = "l" + (index < 10 ? "0" : "") + String(index)
+            labels[name] = String(repeating: "v", count: 4096 - name.utf8.count)
+        }
+        return labels
+    }()
+
+    @Test("prepare, view, commit and update are refused beyond 64 KiB of labels in all, and change nothing")
+    func totalLimit() async throws {
+        try await withDaemon { daemon in
+            try await makeFixture(daemon)
+            let full = Self.full
+            var over = full
+            over["x"] = "y"
+            #expect(full.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count } == Self.limit)
+            let overJSON = String(decoding: try encodeJSON(over), as: UTF8.self)
+            let overBody = { (fields: String) in utf8Bytes(fields.replacingOccurrences(of: "LABELS", with: overJSON)) }
+            var requests = [
+                BadRequest(what: "prepare", method: "POST", path: APIPath.snapshots, body: overBody(#"{"key":"big","labels":LABELS}"#), status: 400, code: "invalid_argument"),
+                BadRequest(
+                    what: "view", method: "POST", path: APIPath.snapshots,
+                    body: overBody(#"{"key":"big","parent":"layer","kind":"view","labels":LABELS}"#), status: 400, code: "invalid_argument"),
+                BadRequest(what: "commit", method: "POST", path: APIPath.commit("ctr"), body: overBody(#"{"name":"big","labels":LABELS}"#), status: 400, code: "invalid_argument"),
+                BadRequest(what: "update replacing all", method: "PATCH", path: APIPath.snapshot("ctr"), body: overBody(#"{"labels":LABELS}"#), status: 400, code: "invalid_argument"),
+            ]
+            try await expectRefusedWithoutChange(requests, on: daemon)
+            let api = CheckedAPI(daemon)
+            let refused = try await api.prepare("big", labels: over)
+            expectError(refused, 400, "invalid_argument", mentioning: ["65538 bytes", "65536"])
+
+            // Exactly 64 KiB is accepted everywhere.
+            #expect(try await api.prepared("full", labels: full).snapshot.labels == full)
+            #expect(try await api.prepared("full-view", parent: "layer", kind: .view, labels: full).snapshot.labels == full)
+            #expect(try await api.committed("full", name: "full-layer", labels: full).labels == full)
+
+            // An update is checked on the labels it would leave: one more label on a
+            // snapshot at the limit is refused, whether set alone or by replacing all.
+            try await api.prepared("grow", labels: full)
+            requests = [
+                BadRequest(
+                    what: "update adding a label", method: "PATCH", path: APIPath.snapshot("grow"),
+                    body: utf8Bytes(#"{"labels":{"x":"y"},"fieldpaths":["labels.x"]}"#), status: 400, code: "invalid_argument"),
+                BadRequest(
+                    what: "update replacing all labels", method: "PATCH", path: APIPath.snapshot("grow"),
+                    body: overBody(#"{"labels":LABELS,"fieldpaths":["labels"]}"#), status: 400, code: "invalid_argument"),
+            ]
+            try await expectRefusedWithoutChange(requests, on: daemon)
+            #expect(try await api.info("grow").labels == full)
+            // Shortening one label makes room for another.
+            let shortened = try await api.update("grow", labels: ["l00": "s"], fieldpaths: ["labels.l00"])
+            #expect(shortened.status == 200, "\(shortened.text)")
+            let added = try await api.update("grow", labels: ["x": "y"], fieldpaths: ["labels.x"])
+            #expect(added.status == 200, "\(added.text)")
+            #expect(try await api.info("grow").labels["x"] == "y")
+        }
+    }
+}
