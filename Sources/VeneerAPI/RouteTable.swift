@@ -48,12 +48,18 @@ struct RouteTable: Sendable {
     }
 
     /// The segments of an absolute path, or nil when it is not one or has an empty
-    /// segment (a repeated or a trailing slash), which no route matches.
+    /// segment, which no route matches.
     static func segments(of path: String) -> [Substring]? {
-        guard path.utf8.first == UInt8(ascii: "/") else { return nil }
-        let segments = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        guard !segments.contains(where: \.isEmpty) else { return nil }
-        return segments.map { Substring($0) }
+        guard path.utf8.first == UInt8(ascii: "/"), !hasEmptySegment(path) else { return nil }
+        return path.utf8.dropFirst().split(separator: UInt8(ascii: "/")).map { Substring($0) }
+    }
+
+    /// Whether an absolute path other than `/` has an empty segment: a repeated slash
+    /// (`//v1/status`, `/v1//status`) or a trailing one (`/v1/status/`).
+    static func hasEmptySegment(_ path: String) -> Bool {
+        let bytes = path.utf8
+        guard bytes.first == UInt8(ascii: "/"), bytes.count > 1 else { return false }
+        return bytes.last == UInt8(ascii: "/") || zip(bytes, bytes.dropFirst()).contains { $0 == UInt8(ascii: "/") && $1 == $0 }
     }
 }
 
@@ -90,7 +96,7 @@ struct RouteMatchMiddleware<Context: RequestContext>: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let path = request.uri.path
-        guard RouteTable.segments(of: path) != nil || path == "/" else {
+        guard !RouteTable.hasEmptySegment(path) else {
             throw VeneerError.notFound(
                 "no route for \(request.method) \(path): the path has an empty segment (a repeated or trailing slash); see api/openapi.yaml for the endpoints")
         }
