@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import VeneerCore
 
 extension VeneerError.Code {
@@ -18,6 +19,7 @@ extension VeneerError.Code {
         case .internal: .internalServerError
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
+        case .methodNotAllowed: .methodNotAllowed
         }
     }
 }
@@ -76,6 +78,10 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     ) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let error as HTTPParserError {
+            // A malformed request body: the connection answers it (see
+            // ``ParseErrorAnswerHandler``) and closes, since nothing after it can be read.
+            throw error
         } catch let error as VeneerError {
             let (status, body) = JSON.answer(error, logger: context.logger)
             return JSON.response(bytes: body, status: status)

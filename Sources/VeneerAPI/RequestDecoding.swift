@@ -131,12 +131,12 @@ enum RequestDecoding {
         var result: [(String, String)] = []
         for part in query.split(separator: "&", omittingEmptySubsequences: true) {
             let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = try PathSegment.decode(pieces[0])
-            let value = pieces.count > 1 ? try PathSegment.decode(pieces[1]) : ""
+            let name = try PathSegment.decodeQuery(pieces[0], parameter: nil)
             guard allowed.contains(name) else {
                 let known = allowed.isEmpty ? "this endpoint takes no query parameters" : "known: \(allowed.sorted().joined(separator: ", "))"
                 throw VeneerError.invalidArgument("unknown query parameter \(quoted(name)); \(known)")
             }
+            let value = pieces.count > 1 ? try PathSegment.decodeQuery(pieces[1], parameter: name) : ""
             result.append((name, value))
         }
         return result

@@ -28,13 +28,9 @@ public enum API {
     public static func router(
         snapshotter: Snapshotter, facts: ServerFacts
     ) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: RequestLogMiddleware())
-        router.add(middleware: ErrorMiddleware())
+        var api = Endpoints()
 
-        let snapshots = router.group("v1/snapshots")
-
-        snapshots.post { request, _ -> Response in
+        api.add(.post, "/v1/snapshots") { request, _ -> Response in
             let body = try await RequestDecoding.body(PrepareRequest.self, from: request, what: "the prepare request")
             _ = try RequestDecoding.query(request, allowed: [])
             let (info, mounts) = try await snapshotter.create(
@@ -42,19 +38,19 @@ public enum API {
             return JSON.response(bytes: JSONWriter.prepared(info, mounts), status: .created)
         }
 
-        snapshots.get { request, _ -> Response in
+        api.add(.get, "/v1/snapshots") { request, _ -> Response in
             let filters = try RequestDecoding.query(request, allowed: ["filter"]).map(\.1)
             let list = try await snapshotter.list(filters: filters)
             return JSON.response(bytes: JSONWriter.list(list))
         }
 
-        snapshots.get("{key}") { request, context -> Response in
+        api.add(.get, "/v1/snapshots/{key}") { request, context -> Response in
             _ = try RequestDecoding.query(request, allowed: [])
             let key = try RequestDecoding.key(context)
             return JSON.response(bytes: JSONWriter.info(try await snapshotter.stat(key: key)))
         }
 
-        snapshots.patch("{key}") { request, context -> Response in
+        api.add(.patch, "/v1/snapshots/{key}") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             let body = try await RequestDecoding.body(UpdateRequest.self, from: request, what: "the update request")
             _ = try RequestDecoding.query(request, allowed: [])
@@ -62,7 +58,7 @@ public enum API {
             return JSON.response(bytes: JSONWriter.info(info))
         }
 
-        snapshots.delete("{key}") { request, context -> Response in
+        api.add(.delete, "/v1/snapshots/{key}") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             _ = try RequestDecoding.query(request, allowed: [])
             try await RequestDecoding.noBody(request, what: "DELETE")
@@ -70,7 +66,7 @@ public enum API {
             return Response(status: .noContent)
         }
 
-        snapshots.post("{key}/commit") { request, context -> Response in
+        api.add(.post, "/v1/snapshots/{key}/commit") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             let body = try await RequestDecoding.body(CommitRequest.self, from: request, what: "the commit request")
             _ = try RequestDecoding.query(request, allowed: [])
@@ -78,37 +74,37 @@ public enum API {
             return JSON.response(bytes: JSONWriter.info(info), status: .created)
         }
 
-        snapshots.get("{key}/mounts") { request, context -> Response in
+        api.add(.get, "/v1/snapshots/{key}/mounts") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             _ = try RequestDecoding.query(request, allowed: [])
             return JSON.response(bytes: JSONWriter.mountList(try await snapshotter.mounts(key: key)))
         }
 
-        snapshots.get("{key}/usage") { request, context -> Response in
+        api.add(.get, "/v1/snapshots/{key}/usage") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             _ = try RequestDecoding.query(request, allowed: [])
             return try JSON.response(try await snapshotter.usage(key: key))
         }
 
-        router.post("v1/cleanup") { request, _ -> Response in
+        api.add(.post, "/v1/cleanup") { request, _ -> Response in
             _ = try RequestDecoding.query(request, allowed: [])
             try await RequestDecoding.noBody(request, what: "cleanup")
             let report = try await snapshotter.cleanup()
             return try JSON.response(CleanupResponse(removed: report.removed, reclaimedBytes: report.reclaimedBytes))
         }
 
-        router.get("v1/status") { request, _ -> Response in
+        api.add(.get, "/v1/status") { request, _ -> Response in
             _ = try RequestDecoding.query(request, allowed: [])
             return try JSON.response(try await status(snapshotter: snapshotter, facts: facts))
         }
 
-        router.post("v1/mounts") { request, _ -> Response in
+        api.add(.post, "/v1/mounts") { request, _ -> Response in
             let body = try await RequestDecoding.body(MountRequest.self, from: request, what: MountRoute.what)
             _ = try RequestDecoding.query(request, allowed: [])
             return JSON.response(bytes: try await MountRoute.mount(body, snapshotter: snapshotter), status: .created)
         }
 
-        router.get("v1/mounts") { request, _ -> Response in
+        api.add(.get, "/v1/mounts") { request, _ -> Response in
             let query = try RequestDecoding.query(request, allowed: ["key"])
             if query.count > 1 {
                 throw VeneerError.invalidArgument("give the key query parameter at most once")
@@ -117,7 +113,7 @@ public enum API {
             return JSON.response(bytes: JSONWriter.liveMounts(mounts))
         }
 
-        router.delete("v1/mounts") { request, _ -> Response in
+        api.add(.delete, "/v1/mounts") { request, _ -> Response in
             let query = try RequestDecoding.query(request, allowed: ["target", "lazy"])
             try await RequestDecoding.noBody(request, what: "DELETE")
             let targets = query.filter { $0.0 == "target" }.map(\.1)
@@ -140,6 +136,13 @@ public enum API {
             return Response(status: .noContent)
         }
 
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: RequestLogMiddleware())
+        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: RouteMatchMiddleware(table: api.table))
+        for endpoint in api.endpoints {
+            router.on(RouterPath(endpoint.path), method: endpoint.method, use: endpoint.handler)
+        }
         return router
     }
 }

@@ -4,6 +4,8 @@ public enum Rules {
     public static let maxKeyBytes = 4096
     /// Largest label, key plus value, in UTF-8 bytes.
     public static let maxLabelBytes = 4096
+    /// Largest total of one snapshot's labels: the UTF-8 bytes of every name and value.
+    public static let maxTotalLabelBytes = 64 * 1024
 
     /// A key is 1 to 4096 bytes of UTF-8 with no NUL byte. Keys are never used as file names.
     public static func validateKey(_ key: String, role: String = "key") throws(VeneerError) {
@@ -20,9 +22,23 @@ public enum Rules {
         }
     }
 
+    /// Each label must be valid, and all of them together at most ``maxTotalLabelBytes``.
     public static func validateLabels(_ labels: [String: String]) throws(VeneerError) {
         for (name, value) in labels {
             try validateLabel(name: name, value: value)
+        }
+        try validateTotal(labels)
+    }
+
+    /// The labels of one snapshot, names plus values, fit in ``maxTotalLabelBytes``.
+    public static func validateTotal(_ labels: [String: String]) throws(VeneerError) {
+        var total = 0
+        for (name, value) in labels {
+            total += name.utf8.count + value.utf8.count
+        }
+        if total > maxTotalLabelBytes {
+            throw .invalidArgument(
+                "the labels of a snapshot would total \(total) bytes (names plus values); the limit is \(maxTotalLabelBytes) bytes for all labels of one snapshot; use fewer or shorter labels")
         }
     }
 
@@ -42,11 +58,22 @@ public enum Rules {
 
     /// Applies an update to a snapshot's labels following containerd's field-path rules:
     /// no field paths (or `labels`) replaces all labels; `labels.K` sets K, or deletes it
-    /// when the new value is empty or absent; anything else is rejected.
+    /// when the new value is empty or absent; anything else is rejected. The labels that
+    /// result must fit in ``maxTotalLabelBytes``.
     public static func updatedLabels(
         current: [String: String], new: [String: String], fieldpaths: [String]
     ) throws(VeneerError) -> [String: String] {
-        try validateLabels(new.filter { !$0.value.isEmpty })
+        let result = try applyUpdate(current: current, new: new, fieldpaths: fieldpaths)
+        try validateTotal(result)
+        return result
+    }
+
+    private static func applyUpdate(
+        current: [String: String], new: [String: String], fieldpaths: [String]
+    ) throws(VeneerError) -> [String: String] {
+        for (name, value) in new where !value.isEmpty {
+            try validateLabel(name: name, value: value)
+        }
         if fieldpaths.isEmpty {
             return new.filter { !$0.value.isEmpty }
         }

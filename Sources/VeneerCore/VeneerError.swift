@@ -14,6 +14,8 @@ public struct VeneerError: Error, Sendable, Equatable, CustomStringConvertible {
         case payloadTooLarge = "payload_too_large"
         /// A request body that is not JSON (HTTP 415).
         case unsupportedMediaType = "unsupported_media_type"
+        /// A method that an existing path does not answer (HTTP 405).
+        case methodNotAllowed = "method_not_allowed"
     }
 
     public var code: Code

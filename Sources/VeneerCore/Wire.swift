@@ -23,6 +23,20 @@ extension Decoder {
     }
 }
 
+extension KeyedDecodingContainer {
+    /// An optional field: nil when it is absent. A null is refused like any other value
+    /// of the wrong type (`decodeIfPresent` would take it for an absent field), with a
+    /// message that names the field and what it must be.
+    func decodeOptional<T: Decodable>(_ type: T.Type, forKey key: Key, mustBe what: String, in object: String) throws -> T? {
+        guard contains(key) else { return nil }
+        if try decodeNil(forKey: key) {
+            throw VeneerError.invalidArgument(
+                "field \(key.stringValue) in \(object) must be \(what), not null; leave the field out instead")
+        }
+        return try decode(type, forKey: key)
+    }
+}
+
 /// `POST /v1/snapshots`
 public struct PrepareRequest: Sendable, Equatable, Codable {
     public var key: String
@@ -39,14 +53,15 @@ public struct PrepareRequest: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey { case key, parent, kind, labels }
+    static let what = "the prepare request"
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownFields(["key", "parent", "kind", "labels"], in: "the prepare request")
+        try decoder.rejectUnknownFields(["key", "parent", "kind", "labels"], in: Self.what)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         key = try c.decode(String.self, forKey: .key)
-        parent = try c.decodeIfPresent(String.self, forKey: .parent)
-        kind = try c.decodeIfPresent(SnapshotKind.self, forKey: .kind)
-        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        parent = try c.decodeOptional(String.self, forKey: .parent, mustBe: "a string", in: Self.what)
+        kind = try c.decodeOptional(SnapshotKind.self, forKey: .kind, mustBe: "active or view", in: Self.what)
+        labels = try c.decodeOptional([String: String].self, forKey: .labels, mustBe: "an object of strings", in: Self.what)
     }
 }
 
@@ -77,7 +92,8 @@ public struct CommitRequest: Sendable, Equatable, Codable {
         try decoder.rejectUnknownFields(["name", "labels"], in: "the commit request")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
-        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        labels = try c.decodeOptional(
+            [String: String].self, forKey: .labels, mustBe: "an object of strings", in: "the commit request")
     }
 }
 
@@ -94,10 +110,11 @@ public struct UpdateRequest: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case labels, fieldpaths }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownFields(["labels", "fieldpaths"], in: "the update request")
+        let what = "the update request"
+        try decoder.rejectUnknownFields(["labels", "fieldpaths"], in: what)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
-        fieldpaths = try c.decodeIfPresent([String].self, forKey: .fieldpaths)
+        labels = try c.decodeOptional([String: String].self, forKey: .labels, mustBe: "an object of strings", in: what) ?? [:]
+        fieldpaths = try c.decodeOptional([String].self, forKey: .fieldpaths, mustBe: "an array of strings", in: what)
     }
 }
 
@@ -222,11 +239,45 @@ public enum PathSegment {
         return out
     }
 
-    /// Strict decoding: malformed escapes and invalid UTF-8 are errors.
+    /// Strict decoding of a `{key}` path segment: malformed escapes and invalid UTF-8
+    /// are errors.
     public static func decode(_ segment: Substring) throws(VeneerError) -> String {
+        switch percentDecoded(segment) {
+        case .success(let text):
+            return text
+        case .failure(.malformedEscape):
+            throw .invalidArgument("malformed percent-encoding in path segment \(quoted(String(segment)))")
+        case .failure(.notUTF8):
+            throw .invalidArgument("key in path segment \(quoted(String(segment))) is not valid UTF-8")
+        }
+    }
+
+    /// Strict decoding of a part of a query string: the name of a parameter
+    /// (`parameter` nil) or the value of the parameter `parameter`.
+    public static func decodeQuery(_ part: Substring, parameter: String?) throws(VeneerError) -> String {
+        switch percentDecoded(part) {
+        case .success(let text):
+            return text
+        case .failure(let failure):
+            let what = failure == .malformedEscape ? "has a malformed percent-encoding" : "is not valid percent-encoded UTF-8"
+            if let parameter {
+                throw .invalidArgument(
+                    "query parameter \(parameter) \(what): \(quoted(String(part))); percent-encode each byte of its UTF-8 as %XX")
+            }
+            throw .invalidArgument(
+                "the name of a query parameter \(what): \(quoted(String(part))); percent-encode each byte of its UTF-8 as %XX")
+        }
+    }
+
+    enum DecodingFailure: Error {
+        case malformedEscape
+        case notUTF8
+    }
+
+    static func percentDecoded(_ part: Substring) -> Result<String, DecodingFailure> {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(segment.utf8.count)
-        var it = segment.utf8.makeIterator()
+        bytes.reserveCapacity(part.utf8.count)
+        var it = part.utf8.makeIterator()
         func hexValue(_ c: UInt8?) -> UInt8? {
             guard let c else { return nil }
             switch c {
@@ -238,18 +289,14 @@ public enum PathSegment {
         }
         while let c = it.next() {
             if c == UInt8(ascii: "%") {
-                guard let hi = hexValue(it.next()), let lo = hexValue(it.next()) else {
-                    throw .invalidArgument("malformed percent-encoding in path segment \(quoted(String(segment)))")
-                }
+                guard let hi = hexValue(it.next()), let lo = hexValue(it.next()) else { return .failure(.malformedEscape) }
                 bytes.append(hi << 4 | lo)
             } else {
                 bytes.append(c)
             }
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw .invalidArgument("key in path segment \(quoted(String(segment))) is not valid UTF-8")
-        }
-        return text
+        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(.notUTF8) }
+        return .success(text)
     }
 }
 
@@ -276,7 +323,7 @@ public struct MountRequest: Sendable, Equatable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         key = try c.decode(String.self, forKey: .key)
         target = try c.decode(String.self, forKey: .target)
-        readonly = try c.decodeIfPresent(Bool.self, forKey: .readonly)
+        readonly = try c.decodeOptional(Bool.self, forKey: .readonly, mustBe: "true or false", in: "the mount request")
     }
 }
 

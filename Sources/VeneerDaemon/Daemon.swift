@@ -179,6 +179,7 @@ public struct Daemon: Sendable {
             descriptor: descriptor, router: API.router(snapshotter: snapshotter, facts: facts),
             serverName: "veneerd",
             http: .init(additionalChannelHandlers: [
+                ParseErrorAnswerHandler(serverName: "veneerd"),
                 DirectResponseHandler(routes: DirectRoutes(snapshotter: snapshotter), serverName: "veneerd", logger: logger)
             ]),
             logger: logger,

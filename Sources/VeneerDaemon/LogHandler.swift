@@ -20,7 +20,9 @@ public final class LogLevelControl: Sendable {
 
 /// Logs to the systemd journal when standard error is connected to it (structured:
 /// PRIORITY per level, metadata as fields such as SNAPSHOT_KEY and REQUEST_ID),
-/// otherwise as plain text lines on standard error.
+/// otherwise as plain text lines on standard error, one line per entry with the
+/// control characters of every logged value escaped. Journal fields are sent as they
+/// are: each is a field of its own, so a newline in one cannot forge an entry.
 public struct DaemonLogHandler: LogHandler {
     public enum Destination: Sendable {
         case journal
@@ -67,12 +69,23 @@ public struct DaemonLogHandler: LogHandler {
             }
             Systemd.journalSend(priority: Self.priority(level), message: message.description, fields: fields)
         case .standardError:
-            var text = Self.timestamp() + " " + level.rawValue + " " + label + ": " + message.description
-            for key in all.keys.sorted() {
-                text += " \(key)=\(all[key].map { "\($0)" } ?? "")"
-            }
-            FileHandle.standardError.write(Data((text + "\n").utf8))
+            let line = Self.textLine(
+                timestamp: Self.timestamp(), level: level, label: label, message: message.description, metadata: all)
+            FileHandle.standardError.write(Data(line.utf8))
         }
+    }
+
+    /// One entry as a line of text: time, level, logger, message, then the metadata
+    /// sorted by key. Every part but the time and level is escaped (``LogText``), so
+    /// that a client's value, such as a key with a newline, cannot start a line.
+    static func textLine(
+        timestamp: String, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata
+    ) -> String {
+        var text = timestamp + " " + level.rawValue + " " + LogText.escaped(label) + ": " + LogText.escaped(message)
+        for key in metadata.keys.sorted() {
+            text += " " + LogText.escaped(key) + "=" + LogText.escaped(metadata[key].map { "\($0)" } ?? "")
+        }
+        return text + "\n"
     }
 
     static func journalField(_ key: String) -> String {

@@ -433,37 +433,53 @@ struct BadInputTests {
         }
     }
 
-    @Test("unknown paths and methods are 404 and change nothing")
+    @Test("unknown paths are 404, unknown methods of known paths 405 with Allow, and change nothing")
     func unknownRoutes() async throws {
         try await withDaemon { daemon in
             try await makeFixture(daemon)
-            let routes: [(String, String, [UInt8]?)] = [
-                ("PUT", "/v1/snapshots", utf8Bytes(#"{"key":"new"}"#)),
-                ("PATCH", "/v1/snapshots", utf8Bytes(#"{"labels":{}}"#)),
-                ("DELETE", "/v1/snapshots", nil),
+            let unknownPaths: [(String, String, [UInt8]?)] = [
                 ("GET", "/v2/x", nil),
                 ("POST", "/v2/snapshots", utf8Bytes(#"{"key":"new"}"#)),
                 ("GET", "/", nil),
                 ("GET", "/v1", nil),
-                ("DELETE", "/v1/status", nil),
-                ("POST", "/v1/status", nil),
-                ("GET", "/v1/cleanup", nil),
-                ("DELETE", "/v1/cleanup", nil),
-                ("POST", "/v1/snapshots/ctr", utf8Bytes(#"{"key":"new"}"#)),
-                ("PUT", "/v1/snapshots/ctr", utf8Bytes(#"{"labels":{}}"#)),
-                ("GET", "/v1/snapshots/ctr/commit", nil),
-                ("DELETE", "/v1/snapshots/ctr/mounts", nil),
-                ("POST", "/v1/snapshots/ctr/usage", nil),
                 ("GET", "/v1/snapshots/ctr/bogus", nil),
                 ("GET", "/v1/snapshots/ctr/mounts/extra", nil),
                 ("DELETE", "/v1/snapshots/layer/ctr", nil),
-                ("OPTIONS", "/v1/snapshots", nil),
                 ("GET", "/V1/STATUS", nil),
             ]
-            let requests = routes.map { method, path, body in
-                BadRequest(what: "unknown route", method: method, path: path, body: body, status: 404, code: "not_found")
+            try await expectRefusedWithoutChange(
+                unknownPaths.map { method, path, body in
+                    BadRequest(what: "unknown path", method: method, path: path, body: body, status: 404, code: "not_found")
+                }, on: daemon)
+            // Known paths with a method they do not have: the Allow header lists theirs.
+            let unknownMethods: [(String, String, [UInt8]?, String)] = [
+                ("PUT", "/v1/snapshots", utf8Bytes(#"{"key":"new"}"#), "POST, GET"),
+                ("PATCH", "/v1/snapshots", utf8Bytes(#"{"labels":{}}"#), "POST, GET"),
+                ("DELETE", "/v1/snapshots", nil, "POST, GET"),
+                ("OPTIONS", "/v1/snapshots", nil, "POST, GET"),
+                ("DELETE", "/v1/status", nil, "GET"),
+                ("POST", "/v1/status", nil, "GET"),
+                ("GET", "/v1/cleanup", nil, "POST"),
+                ("DELETE", "/v1/cleanup", nil, "POST"),
+                ("POST", "/v1/snapshots/ctr", utf8Bytes(#"{"key":"new"}"#), "GET, PATCH, DELETE"),
+                ("PUT", "/v1/snapshots/ctr", utf8Bytes(#"{"labels":{}}"#), "GET, PATCH, DELETE"),
+                ("GET", "/v1/snapshots/ctr/commit", nil, "POST"),
+                ("DELETE", "/v1/snapshots/ctr/mounts", nil, "GET"),
+                ("POST", "/v1/snapshots/ctr/usage", nil, "GET"),
+                ("PUT", "/v1/mounts", nil, "POST, GET, DELETE"),
+            ]
+            try await expectRefusedWithoutChange(
+                unknownMethods.map { method, path, body, _ in
+                    BadRequest(
+                        what: "unknown method", method: method, path: path, body: body, status: 405, code: "method_not_allowed")
+                }, on: daemon)
+            for (method, path, body, allow) in unknownMethods {
+                let response = try await checked(daemon, method, path, body: body)
+                #expect(response.header("Allow") == allow, "\(method) \(path): Allow \(response.header("Allow") ?? "(none)")")
+                #expect(
+                    response.errorMessage?.contains("\(method) is not allowed on \(path)") == true,
+                    "\(method) \(path): \(response.text)")
             }
-            try await expectRefusedWithoutChange(requests, on: daemon)
             try await expectServesNormally(daemon)
         }
     }

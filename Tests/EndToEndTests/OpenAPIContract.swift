@@ -167,6 +167,15 @@ struct OpenAPIContract: Sendable {
         }
     }
 
+    /// The violations of the JSON `body` against the schema `ref` points to (such as
+    /// `#/components/schemas/PrepareRequest`): what the contract lets a client send.
+    func schemaViolations(_ body: [UInt8], against ref: String) throws -> [String] {
+        guard let schema = pointer(ref) else { throw LoadError(description: "\(path): \(ref) points nowhere") }
+        var messages: [String] = []
+        validate(try Self.parseJSON(body), against: schema, at: "$", into: &messages, depth: 0)
+        return messages
+    }
+
     /// Every example answer the contract gives, as JSON bytes.
     func responseExamples() throws -> [ResponseExample] {
         var out: [ResponseExample] = []

@@ -143,14 +143,47 @@ import Testing
         #expect(violations("POST", "/v1/snapshots/x/commit", 200, Self.info) != nil)
     }
 
-    @Test func unknownRoutesAndMethodsAreDocumentedAs404() {
+    @Test func unknownRoutesAre404AndUnknownMethods405() {
         let notFound = #"{"error":{"code":"not_found","message":"no route"}}"#
+        let notAllowed = #"{"error":{"code":"method_not_allowed","message":"PUT is not allowed on /v1/status; use one of GET"}}"#
         #expect(violations("GET", "/v2/snapshots", 404, notFound) == nil)
-        #expect(violations("PUT", "/v1/status", 404, notFound) == nil)
-        #expect(violations("POST", "/v1/snapshots/{key}/mounts", 404, notFound) == nil)
+        #expect(violations("GET", "/v1/snapshots/a/", 404, notFound) == nil)
+        #expect(violations("PUT", "/v1/status", 405, notAllowed) == nil)
+        #expect(violations("POST", "/v1/snapshots/{key}/mounts", 405, notAllowed) == nil)
         #expect(violations("PUT", "/v1/status", 405, notFound) != nil)
+        #expect(violations("PUT", "/v1/status", 404, notAllowed) != nil)
         #expect(violations("GET", "/v2/snapshots", 200, "{}") != nil)
         #expect(violations("GET", "/v2/snapshots", 404, #"{"error":{"code":"internal","message":"m"}}"#) != nil)
+    }
+
+    // MARK: What clients may send
+
+    func requestViolations(_ schema: String, _ body: String) throws -> [String] {
+        try contract.schemaViolations(bytes(body), against: "#/components/schemas/" + schema)
+    }
+
+    @Test func requestSchemasRefuseWhatTheServerRefuses() throws {
+        #expect(try requestViolations("PrepareRequest", #"{"key":"a","parent":"p","kind":"view","labels":{"x":"1"}}"#) == [])
+        #expect(try requestViolations("PrepareRequest", #"{"key":"a","labels":{"a\u0000":"v"}}"#).isEmpty == false)
+        #expect(try requestViolations("PrepareRequest", #"{"key":"a","labels":{"a":"v\u0000"}}"#).isEmpty == false)
+        #expect(try requestViolations("PrepareRequest", #"{"key":"a","labels":{"":"v"}}"#).isEmpty == false)
+        // No field is nullable.
+        for field in ["parent", "kind", "labels"] {
+            #expect(try requestViolations("PrepareRequest", #"{"key":"a","\#(field)":null}"#).isEmpty == false, "\(field)")
+        }
+        #expect(try requestViolations("CommitRequest", #"{"name":"n","labels":null}"#).isEmpty == false)
+        #expect(try requestViolations("CommitRequest", #"{"name":"n","labels":{"a":"\u0000"}}"#).isEmpty == false)
+        #expect(try requestViolations("UpdateRequest", #"{"labels":{"a":""},"fieldpaths":["labels","labels.a","labels.a.b/c"]}"#) == [])
+        for bad in [#""""#, #""labels.""#, #""parent""#, #""Labels.a""#, #""labelsX""#, "null"] {
+            #expect(try requestViolations("UpdateRequest", #"{"fieldpaths":[\#(bad)]}"#).isEmpty == false, "\(bad)")
+        }
+        #expect(try requestViolations("UpdateRequest", #"{"fieldpaths":null}"#).isEmpty == false)
+        #expect(try requestViolations("UpdateRequest", #"{"labels":null}"#).isEmpty == false)
+        #expect(try requestViolations("MountRequest", #"{"key":"k","target":"/t","readonly":null}"#).isEmpty == false)
+        // An empty filter is refused.
+        let filter = "#/components/parameters/Filter/schema"
+        #expect(try contract.schemaViolations(bytes(#"["kind==view"]"#), against: filter) == [])
+        #expect(try contract.schemaViolations(bytes(#"[""]"#), against: filter).isEmpty == false)
     }
 
     // MARK: Other bodies

@@ -21,6 +21,7 @@ struct ErrorMappingTests {
         .internal: 500,
         .payloadTooLarge: 413,
         .unsupportedMediaType: 415,
+        .methodNotAllowed: 405,
     ]
 
     @Test func everyCodeHasItsStatus() {
@@ -224,11 +225,21 @@ struct APITests {
         try await withAPI { client, _ in
             for (method, uri) in [
                 (HTTPRequest.Method.get, "/"), (.get, "/v1"), (.get, "/v1/nothing"), (.get, "/v2/snapshots"),
-                (.put, "/v1/snapshots"), (.delete, "/v1/status"), (.get, "/v1/cleanup"),
-                (.post, "/v1/snapshots/k/nothing"), (.get, "/v1/snapshots/k/commit"),
+                (.post, "/v1/snapshots/k/nothing"), (.get, "/v1/snapshots/"), (.delete, "/v1/snapshots/k/"),
+                (.get, "//v1/status"), (.put, "/v1/status/"),
             ] {
                 let message = try await client.send(method, uri).expectError(.notFound)
                 #expect(message.contains(uri), "\(method) \(uri): \(message)")
+            }
+            for (method, uri, allow) in [
+                (HTTPRequest.Method.put, "/v1/snapshots", "POST, GET"), (.delete, "/v1/status", "GET"),
+                (.get, "/v1/cleanup", "POST"), (.get, "/v1/snapshots/k/commit", "POST"),
+                (.post, "/v1/snapshots/k", "GET, PATCH, DELETE"), (.options, "/v1/mounts", "POST, GET, DELETE"),
+            ] {
+                let response = try await client.send(method, uri)
+                let message = try response.expectError(.methodNotAllowed)
+                #expect(response.headers[.allow] == allow, "\(method) \(uri)")
+                #expect(message.contains("\(method) is not allowed on \(uri)"), "\(method) \(uri): \(message)")
             }
         }
     }

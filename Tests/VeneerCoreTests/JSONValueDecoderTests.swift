@@ -100,6 +100,8 @@ struct JSONValueDecoderTests {
         try expectSame(Numbers.self, [
             #"{"count":1}"#, #"{"count":-7,"ratio":1.5,"small":255}"#, #"{"count":"1"}"#,
             #"{"count":1,"ratio":true}"#, #"{"count":null}"#, #"{"count":1,"ratio":2}"#,
+            // decodeIfPresent itself keeps Foundation's reading of null: absent.
+            #"{"count":1,"ratio":null,"small":null}"#,
         ])
         // Where Foundation calls the whole document invalid, the field is named.
         for (body, field, text) in [
@@ -110,6 +112,37 @@ struct JSONValueDecoderTests {
             #expect(
                 outcome(Numbers.self) { try StrictJSON.decode(Numbers.self, from: parsed) }.hasPrefix(
                     "dataCorrupted at \(field): Parsed JSON number <\(text)> does not fit"), "\(body)")
+        }
+    }
+
+    @Test("null in an optional field of a request is refused, by both decoders, naming the field")
+    func nullOptionalFieldsAreRefused() throws {
+        // The request types refuse null themselves, so Foundation's decoder and ours
+        // agree; each case is compared, then the refusal itself is checked.
+        let cases: [(body: String, field: String, decode: (JSONValue) throws -> Void, foundation: (Data) throws -> Void)] = [
+            (#"{"key":"a","labels":null}"#, "labels",
+             { _ = try StrictJSON.decode(PrepareRequest.self, from: $0) }, { _ = try JSONDecoder().decode(PrepareRequest.self, from: $0) }),
+            (#"{"key":"a","parent":null}"#, "parent",
+             { _ = try StrictJSON.decode(PrepareRequest.self, from: $0) }, { _ = try JSONDecoder().decode(PrepareRequest.self, from: $0) }),
+            (#"{"key":"a","kind":null}"#, "kind",
+             { _ = try StrictJSON.decode(PrepareRequest.self, from: $0) }, { _ = try JSONDecoder().decode(PrepareRequest.self, from: $0) }),
+            (#"{"name":"n","labels":null}"#, "labels",
+             { _ = try StrictJSON.decode(CommitRequest.self, from: $0) }, { _ = try JSONDecoder().decode(CommitRequest.self, from: $0) }),
+            (#"{"labels":null}"#, "labels",
+             { _ = try StrictJSON.decode(UpdateRequest.self, from: $0) }, { _ = try JSONDecoder().decode(UpdateRequest.self, from: $0) }),
+            (#"{"labels":{},"fieldpaths":null}"#, "fieldpaths",
+             { _ = try StrictJSON.decode(UpdateRequest.self, from: $0) }, { _ = try JSONDecoder().decode(UpdateRequest.self, from: $0) }),
+            (#"{"key":"k","target":"/t","readonly":null}"#, "readonly",
+             { _ = try StrictJSON.decode(MountRequest.self, from: $0) }, { _ = try JSONDecoder().decode(MountRequest.self, from: $0) }),
+        ]
+        for (body, field, decode, foundation) in cases {
+            let parsed = try StrictJSON.parse(Array(body.utf8))
+            let ours = #expect(throws: VeneerError.self, "\(body)") { try decode(parsed) }
+            let theirs = #expect(throws: VeneerError.self, "\(body)") { try foundation(Data(body.utf8)) }
+            #expect(ours == theirs, "\(body)")
+            #expect(ours?.code == .invalidArgument)
+            #expect(ours?.message.hasPrefix("field \(field) in the ") == true, "\(ours?.message ?? "")")
+            #expect(ours?.message.contains("not null; leave the field out") == true, "\(ours?.message ?? "")")
         }
     }
 

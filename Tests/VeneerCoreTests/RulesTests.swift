@@ -184,3 +184,61 @@ struct LabelUpdateTests {
         }
     }
 }
+
+@Suite("Rules: total size of a snapshot's labels")
+struct LabelTotalTests {
+    /// `count` labels of exactly `Rules.maxLabelBytes` bytes each, named `l00`, `l01`, ….
+    static func fullLabels(_ count: Int) -> [String: String] {
+        var labels: [String: String] = [:]
+        for index in 0..<count {
+            let name = "l" + (index < 10 ? "0" : "") + String(index)
+            labels[name] = String(repeating: "v", count: Rules.maxLabelBytes - name.utf8.count)
+        }
+        return labels
+    }
+
+    @Test func limitIs64KiBOfNamesAndValues() throws {
+        #expect(Rules.maxTotalLabelBytes == 65536)
+        let full = Self.fullLabels(16)
+        try Rules.validateLabels(full)
+        var over = full
+        over["x"] = ""
+        let error = #expect(throws: VeneerError.self) { try Rules.validateLabels(over) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("65537 bytes") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("65536") == true, "\(String(describing: error))")
+    }
+
+    @Test func multiByteCharactersCountAsTheirUTF8Bytes() throws {
+        // 16 labels of 3 + 2 × 2046 = 4095 bytes: 65520 in all, 16 bytes left.
+        var labels: [String: String] = [:]
+        for index in 10..<26 {
+            labels["n" + String(index)] = String(repeating: "é", count: 2046)
+        }
+        // "x" and seven é (two bytes each) fit: 65535 bytes, far fewer characters.
+        labels["x"] = String(repeating: "é", count: 7)
+        try Rules.validateLabels(labels)
+        labels["x"] = String(repeating: "é", count: 8)
+        #expect(throws: VeneerError.self) { try Rules.validateLabels(labels) }
+    }
+
+    @Test func anUpdateIsCheckedOnTheLabelsItLeaves() throws {
+        let current = Self.fullLabels(16)
+        // Adding one more label goes over, whichever way it is added.
+        #expect(throws: VeneerError.self) {
+            try Rules.updatedLabels(current: current, new: ["x": "y"], fieldpaths: ["labels.x"])
+        }
+        // Replacing one label with a shorter one, or all labels at once, stays within.
+        let shorter = try Rules.updatedLabels(current: current, new: ["l00": "short"], fieldpaths: ["labels.l00"])
+        #expect(shorter["l00"] == "short")
+        var grown = shorter
+        grown["x"] = "y"
+        #expect(try Rules.updatedLabels(current: shorter, new: ["x": "y"], fieldpaths: ["labels.x"]) == grown)
+        #expect(try Rules.updatedLabels(current: current, new: ["a": "b"], fieldpaths: []) == ["a": "b"])
+        // Deleting labels of a snapshot over the limit (set before it existed) is allowed.
+        var legacy = current
+        legacy["x"] = "y"
+        let trimmed = try Rules.updatedLabels(current: legacy, new: [:], fieldpaths: ["labels.x"])
+        #expect(trimmed == current)
+    }
+}

@@ -142,7 +142,7 @@ struct ResponseBodyTests {
     @Test func errorCodesAreStable() {
         #expect(VeneerError.Code.allCases.map(\.rawValue) == [
             "invalid_argument", "not_found", "already_exists", "failed_precondition", "resource_exhausted",
-            "unavailable", "internal", "payload_too_large", "unsupported_media_type",
+            "unavailable", "internal", "payload_too_large", "unsupported_media_type", "method_not_allowed",
         ])
         #expect(VeneerError.notFound("x").description == "not_found: x")
     }
