@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerOS
 
 #if canImport(Glibc)
 import Glibc
@@ -154,6 +155,79 @@ struct DeleteAcrossMountTests {
             Mounts.unmount(inside)
             #expect(try await api.remove("scratch").status == 204)
             #expect(try Tree.read(victim + "/precious") == "keep me")
+        }
+    }
+}
+
+@Suite("Mount records follow the kernel's mounts")
+struct MountIdentityTests {
+    static func fsType(at target: String) throws -> String? {
+        MountTable.topEntry(at: target, in: try MountTable.current())?.fsType
+    }
+
+    @Test("a mount whose directory was moved: unmounting the old path names the new one, the record follows, remove stays refused")
+    func movedMount() async throws {
+        try await withDaemon { daemon in
+            let api = CheckedAPI(daemon)
+            let calls = MountCalls(daemon)
+            try await api.prepared("base")
+            try await api.committed("base", name: "layer")
+            try await api.prepared("ctr", parent: "layer")
+            let ren = try daemon.mountPoint("ren")
+            try Tree.makeDirectory(ren + "/x")
+            try Tree.makeDirectory(ren + "/x/t")
+            try await calls.mounted("ctr", at: ren + "/x/t")
+            try #require(rename(ren + "/x", ren + "/y") == 0)
+
+            let refused = try await calls.unmount(ren + "/x/t")
+            #expect(refused.status == 409, "\(refused.text)")
+            #expect(refused.errorCode == "failed_precondition")
+            #expect(refused.errorMessage?.contains(ren + "/y/t") == true, "\(refused.text)")
+            #expect(try Self.fsType(at: ren + "/y/t") == "overlay")
+            #expect(try await calls.live().map(\.target) == [ren + "/y/t"])
+            let remove = try await api.remove("ctr")
+            #expect(remove.status == 409, "\(remove.text)")
+            #expect(try await calls.unmount(ren + "/x/t").status == 404)
+
+            #expect(try await calls.unmount(ren + "/y/t").status == 204)
+            #expect(Mounts.targets(under: ren).isEmpty)
+            #expect(try await api.remove("ctr").status == 204)
+        }
+    }
+
+    @Test("a mount replaced by another: unmount leaves the other alone, and so does a restart")
+    func replacedMount() async throws {
+        try await withDaemon { daemon in
+            let api = CheckedAPI(daemon)
+            let calls = MountCalls(daemon)
+            try await api.prepared("a")
+            try await api.prepared("b")
+            let first = try daemon.mountPoint("first")
+            let second = try daemon.mountPoint("second")
+            defer {
+                Mounts.unmountAll(under: first)
+                Mounts.unmountAll(under: second)
+            }
+
+            // Replaced while running: the record is forgotten, the tmpfs stays.
+            try await calls.mounted("a", at: first)
+            Mounts.unmount(first)
+            try #require(try run("/bin/mount", ["-t", "tmpfs", "tmpfs", first]).status == 0)
+            #expect(try await calls.unmount(first).status == 204)
+            #expect(try Self.fsType(at: first) == "tmpfs")
+            #expect(try await calls.live().isEmpty)
+            Mounts.unmount(first)
+
+            // Replaced while stopped: start-up drops the record, the tmpfs stays.
+            try await calls.mounted("b", at: second)
+            #expect(try await daemon.stop() == 0)
+            Mounts.unmount(second)
+            try #require(try run("/bin/mount", ["-t", "tmpfs", "tmpfs", second]).status == 0)
+            try await daemon.start()
+            #expect(try await calls.live().isEmpty)
+            #expect(try await calls.unmount(second).status == 404)
+            #expect(try Self.fsType(at: second) == "tmpfs")
+            #expect(try await api.remove("b").status == 204)
         }
     }
 }
