@@ -35,6 +35,9 @@ struct MountTargetTests {
 
         let swapper = Swapper(target, link)
         swapper.start()
+        // Wait for the first swap.
+        var st = stat()
+        for _ in 0..<100_000 where !(lstat(target, &st) == 0 && st.st_mode & S_IFMT == S_IFLNK) { usleep(10) }
         var mounted = 0
         var refused = 0
         // Until ten mounts went through the race (the swaps refuse most attempts).
