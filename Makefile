@@ -9,7 +9,7 @@ VENEERD_ARGS ?=
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR  ?= /etc
 
-.PHONY: all deps build release run test bench install clean
+.PHONY: all deps build release run test soak bench install clean
 
 all: build
 
@@ -40,6 +40,12 @@ run: release
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
+
+# The crash soak alone, with SOAK rounds of kill -9 (the suite runs 100).
+SOAK ?= 1000
+soak: deps
+	$(SWIFT) build --build-tests
+	VENEER_SOAK_ROUNDS=$(SOAK) $(SWIFT) test --skip-build --no-parallel --filter CrashSoakTests
 
 # Throughput and latency figures; see docs/performance.md.
 bench: release

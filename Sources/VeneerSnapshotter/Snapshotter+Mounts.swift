@@ -165,16 +165,27 @@ extension Snapshotter {
         return MountIdentity(id: UInt64(top.id), deviceMajor: top.deviceMajor, deviceMinor: top.deviceMinor)
     }
 
-    /// Whether a mount table line can be the mount `record` describes: an overlay for
-    /// an overlay whose upper (or first lower) layer is the snapshot's, a bind mount of
-    /// the snapshot's own `fs` directory for a bind mount.
+    /// Whether a mount table line can be the mount `record` describes: an overlay
+    /// whose options name the first layer the record's overlay names, or a bind mount
+    /// of the directory the record's bind mount names.
     static func matchesRecord(_ entry: MountEntry, _ record: MountRecord, stateRoot: PathSafety.StateRoot) -> Bool {
         guard let mount = record.mounts.first else { return false }
-        let own = "/snapshots/\(record.snapshotID)/fs"
-        if mount.type == "overlay" {
-            return entry.fsType == "overlay" && entry.options.contains(stateRoot.path + own)
+        // The layer paths as they are below the state root (the record may spell the root
+        // another way than the kernel, which shows it resolved).
+        func belowRoot(_ path: String) -> String? {
+            path.range(of: "/snapshots/").map { String(path[$0.lowerBound...]) }
         }
-        return entry.root.hasSuffix(own)
+        if mount.type == "overlay" {
+            let layers = mount.options.compactMap { option -> String? in
+                if option.hasPrefix("upperdir=") { return String(option.dropFirst(9)) }
+                if option.hasPrefix("lowerdir=") { return option.dropFirst(9).split(separator: ":").first.map(String.init) }
+                return nil
+            }
+            guard entry.fsType == "overlay", let layer = layers.first, let inRoot = belowRoot(layer) else { return false }
+            return entry.options.contains(stateRoot.path + inRoot)
+        }
+        guard let inRoot = belowRoot(mount.source) else { return false }
+        return entry.root.hasSuffix(inRoot)
     }
 
     /// The mount `expected` of `record` is not at the record's target: when it is
