@@ -81,8 +81,9 @@ public enum Rules {
         for path in fieldpaths {
             if path == "labels" {
                 result = new.filter { !$0.value.isEmpty }
-            } else if path.hasPrefix("labels.") {
-                let name = String(path.dropFirst("labels.".count))
+            } else if path.utf8.starts(with: "labels.".utf8) {
+                // Bytes, not characters: a combining mark after the dot joins it in one character.
+                let name = String(decoding: path.utf8.dropFirst("labels.".utf8.count), as: UTF8.self)
                 if name.isEmpty {
                     throw .invalidArgument("field path \(quoted(path)) names no label; use labels.NAME")
                 }

@@ -81,7 +81,7 @@ public final class MountTarget {
 
     /// Opens `path`, an absolute, normalized path other than `/`.
     public init(opening path: String) throws(SystemError) {
-        guard path.hasPrefix("/"), path != "/", let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else {
+        guard path.utf8.first == UInt8(ascii: "/"), path.utf8.count > 1, let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else {
             throw SystemError("open", path, errno: EINVAL, detail: "a mount target is an absolute path other than /")
         }
         let parentPath = slash == path.utf8.startIndex ? "/" : String(decoding: path.utf8[..<slash], as: UTF8.self)

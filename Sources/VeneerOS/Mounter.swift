@@ -355,7 +355,7 @@ public enum Mounter {
     /// Returns false, unmounting nothing, when `target` does not lead to `expected`
     /// (the mount was moved, replaced, covered by another, or is gone).
     public static func unmount(_ target: String, expected: MountIdentity, lazy: Bool = false) throws(SystemError) -> Bool {
-        guard target.hasPrefix("/"), target != "/", let slash = target.utf8.lastIndex(of: UInt8(ascii: "/")) else {
+        guard target.utf8.first == UInt8(ascii: "/"), target.utf8.count > 1, let slash = target.utf8.lastIndex(of: UInt8(ascii: "/")) else {
             return false
         }
         let parentPath = slash == target.utf8.startIndex ? "/" : String(decoding: target.utf8[..<slash], as: UTF8.self)

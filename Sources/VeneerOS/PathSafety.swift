@@ -62,9 +62,11 @@ public enum PathSafety {
     /// True for an absolute path without `.`/`..` components, repeated slashes, a
     /// trailing slash (except `/` itself) or NUL bytes.
     public static func isNormalizedAbsolute(_ path: String) -> Bool {
-        guard path.hasPrefix("/") else { return false }
-        if path == "/" { return true }
-        if path.utf8.contains(0) || path.hasSuffix("/") { return false }
+        // Bytes, not characters: a combining mark after a slash makes one character of
+        // both, and a path is a string of bytes to the kernel.
+        guard path.utf8.first == slash else { return false }
+        if path.utf8.count == 1 { return true }
+        if path.utf8.contains(0) || path.utf8.last == slash { return false }
         for component in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst() {
             if component.isEmpty { return false }
             if component.elementsEqual(".".utf8) || component.elementsEqual("..".utf8) { return false }
@@ -75,8 +77,19 @@ public enum PathSafety {
     /// Component-wise containment of normalized absolute paths: `path` is `root` or
     /// below it (`/a/bc` is not inside `/a/b`).
     public static func isLexicallyInside(_ path: String, _ root: String) -> Bool {
-        if root == "/" { return path.hasPrefix("/") }
-        return path == root || path.hasPrefix(root + "/")
+        if root.utf8.elementsEqual("/".utf8) { return path.utf8.first == slash }
+        let p = path.utf8
+        let r = root.utf8
+        guard p.starts(with: r) else { return false }
+        let rest = p.dropFirst(r.count)
+        return rest.isEmpty || rest.first == slash
+    }
+
+    static let slash = UInt8(ascii: "/")
+
+    /// The components of an absolute path, split at its slash bytes.
+    static func components(of path: String) -> [String] {
+        path.utf8.split(separator: slash).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Whether `path` is `root` or inside it, after resolving `root` (and `path`, when
@@ -127,7 +140,7 @@ public enum PathSafety {
     }
 
     private static func checkTargetPath(_ path: String) throws(TargetProblem) {
-        if path.isEmpty || !path.hasPrefix("/") { throw .notAbsolute(target: path) }
+        if path.utf8.first != slash { throw .notAbsolute(target: path) }
         if !isNormalizedAbsolute(path) { throw .notNormalized(target: path) }
     }
 
@@ -205,7 +218,7 @@ public enum PathSafety {
     /// Where `path`, inside `mount`, is within the mount's file system.
     static func fileSystemPath(_ path: String, in mount: MountEntry) -> String? {
         guard isLexicallyInside(path, mount.target) else { return nil }
-        let rest = mount.target == "/" ? path : String(path.dropFirst(mount.target.count))
+        let rest = mount.target == "/" ? path : String(decoding: path.utf8.dropFirst(mount.target.utf8.count), as: UTF8.self)
         let base = mount.root == "/" ? "" : mount.root
         let joined = base + rest
         return joined.isEmpty ? "/" : joined
@@ -216,7 +229,7 @@ public enum PathSafety {
         if path == "/" { return ["/"] }
         var result: [String] = []
         var current = ""
-        for component in path.split(separator: "/") {
+        for component in components(of: path) {
             current += "/" + component
             result.append(current)
         }
@@ -278,11 +291,11 @@ public enum PathSafety {
     }
 
     private static func openDirectoryByWalking(_ path: String) throws(SystemError) -> Int32 {
-        guard path.hasPrefix("/") else { throw SystemError("open", path, errno: EINVAL, detail: "not an absolute path") }
+        guard path.utf8.first == slash else { throw SystemError("open", path, errno: EINVAL, detail: "not an absolute path") }
         let flags = Int32(VENEER_O_PATH) | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW
         var current = open("/", flags)
         if current < 0 { throw .last("open", "/") }
-        for component in path.split(separator: "/") {
+        for component in components(of: path) {
             var st = stat()
             if fstatat(current, String(component), &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_mode & S_IFMT == S_IFLNK {
                 close(current)

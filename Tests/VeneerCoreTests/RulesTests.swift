@@ -242,3 +242,11 @@ struct LabelTotalTests {
         #expect(trimmed == current)
     }
 }
+
+@Suite struct FieldPathBytesTests {
+    @Test func aLabelNameStartingWithACombiningMarkIsAFieldPath() throws {
+        let name = "\u{1F3FB}x"
+        let result = try Rules.updatedLabels(current: ["a": "1"], new: [name: "v"], fieldpaths: ["labels." + name])
+        #expect(result == ["a": "1", name: "v"])
+    }
+}

@@ -539,6 +539,12 @@ struct MountTests {
         #expect(PathSafety.isNormalizedAbsolute("/a/b..c/.d"))
         #expect(!PathSafety.isNormalizedAbsolute("/a/../b"))
         #expect(!PathSafety.isNormalizedAbsolute("a/b"))
+        // A combining mark after a slash makes one character of both; paths are bytes.
+        #expect(PathSafety.isNormalizedAbsolute("/\u{1F3FB}a/b\u{301}"))
+        #expect(!PathSafety.isNormalizedAbsolute("/a/\u{301}/"))
+        #expect(!PathSafety.isNormalizedAbsolute("\u{301}/a"))
+        #expect(PathSafety.isLexicallyInside("/a/b/\u{301}c", "/a/b"))
+        #expect(!PathSafety.isLexicallyInside("/a/b\u{301}", "/a/b"))
 
         let box = try MountSandbox()
         let real = try box.directory("real")
