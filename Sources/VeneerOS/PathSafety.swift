@@ -193,14 +193,6 @@ public enum PathSafety {
         return target
     }
 
-    /// Whether both paths are in one and the same mount (statx STATX_MNT_ID). False
-    /// when the kernel does not tell.
-    static func sameMount(_ a: String, _ b: String) -> Bool {
-        var first: UInt64 = 0
-        var second: UInt64 = 0
-        return veneer_mount_id(a, &first) == 0 && veneer_mount_id(b, &second) == 0 && first == second
-    }
-
     /// Where `path` is within its file system: the root of the mount that holds it
     /// (the last mounted on the longest matching mount point) joined with the rest of
     /// the path. For `/mnt/alias/x` with `<fs>/data` bind-mounted at `/mnt/alias`, that

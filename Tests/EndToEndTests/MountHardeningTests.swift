@@ -41,14 +41,19 @@ final class PathSwapper {
 
 @Suite("Mount targets that clients swap")
 struct MountHardeningTests {
+    /// `base` committed as `layer`, and the active snapshot `ctr` on it (an overlay).
+    static func containerOnALayer(_ api: CheckedAPI) async throws {
+        try await api.prepared("base")
+        try await api.committed("base", name: "layer")
+        try await api.prepared("ctr", parent: "layer")
+    }
+
     @Test("a target swapped with a symbolic link: every mount that succeeds is at the checked directory, never elsewhere")
     func swappedTargets() async throws {
         try await withDaemon { daemon in
             let api = CheckedAPI(daemon)
             let calls = MountCalls(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "layer")
-            try await api.prepared("ctr", parent: "layer")
+            try await MountHardeningTests.containerOnALayer(api)
             try await api.prepared("plain")
             let elsewhere = try daemon.mountPoint("elsewhere")
             let race = try daemon.mountPoint("race")
@@ -170,9 +175,7 @@ struct MountIdentityTests {
         try await withDaemon { daemon in
             let api = CheckedAPI(daemon)
             let calls = MountCalls(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "layer")
-            try await api.prepared("ctr", parent: "layer")
+            try await MountHardeningTests.containerOnALayer(api)
             let ren = try daemon.mountPoint("ren")
             try Tree.makeDirectory(ren + "/x")
             try Tree.makeDirectory(ren + "/x/t")
