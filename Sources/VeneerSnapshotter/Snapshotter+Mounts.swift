@@ -139,7 +139,7 @@ extension Snapshotter {
                 }
                 if !unmounted, let expected {
                     // Moved or covered: throws; gone: forgets the record.
-                    try Self.followMoved(record, expected: expected, store: store)
+                    try Self.followMoved(record, expected: expected, store: store, stateRoot: stateRoot)
                     return false
                 }
                 try store.removeMounts([target])
@@ -192,7 +192,9 @@ extension Snapshotter {
     /// somewhere else now, the record follows it and this throws naming the new place;
     /// when it is covered by another mount, this throws saying so; when it is gone, the
     /// record is dropped.
-    private static func followMoved(_ record: MountRecord, expected: MountIdentity, store: SnapshotStore) throws(VeneerError) {
+    private static func followMoved(
+        _ record: MountRecord, expected: MountIdentity, store: SnapshotStore, stateRoot: PathSafety.StateRoot
+    ) throws(VeneerError) {
         let entries: [MountEntry]
         do {
             entries = try MountTable.current()
@@ -207,9 +209,26 @@ extension Snapshotter {
             throw .failedPrecondition(
                 "\(record.target) has another mount on top of the one veneerd made for snapshot \(quoted(record.key)); unmount that one first")
         }
-        if store.mountRecord(at: entry.target) == nil { try store.moveMount(from: record.target, to: entry.target) }
+        if !isMove(of: record, to: entry, store: store, stateRoot: stateRoot) {
+            // The kernel gave the gone mount's id and device to another mount.
+            try store.removeMounts([record.target])
+            return
+        }
+        try store.moveMount(from: record.target, to: entry.target)
         throw .failedPrecondition(
             "the mount of snapshot \(quoted(record.key)) made at \(record.target) is now at \(entry.target) (it was moved); unmount it there: DELETE /v1/mounts?target=\(entry.target)")
+    }
+
+    /// Whether the mount `entry`, which carries the identity noted in `record` but
+    /// stands elsewhere, is the record's mount moved there. The kernel hands out mount
+    /// ids and anonymous device numbers again once they are free, so the identity of a
+    /// mount that is gone can turn up on a newer one. It is not the record's when a
+    /// record of its own target claims it, or when it is not a mount of the record's
+    /// layers.
+    static func isMove(
+        of record: MountRecord, to entry: MountEntry, store: SnapshotStore, stateRoot: PathSafety.StateRoot
+    ) -> Bool {
+        store.mountRecord(at: entry.target) == nil && matchesRecord(entry, record, stateRoot: stateRoot)
     }
 
     public func liveMounts(key: String?) async throws(VeneerError) -> [LiveMount] {
@@ -240,7 +259,13 @@ extension Snapshotter {
                     gone.append(record.target)
                     continue
                 }
-                if entry.target != record.target { moved.append((record.target, entry.target)) }
+                if entry.target != record.target {
+                    if Self.isMove(of: record, to: entry, store: store, stateRoot: stateRoot) {
+                        moved.append((record.target, entry.target))
+                    } else {
+                        gone.append(record.target)
+                    }
+                }
             } else if let top = MountTable.topEntry(at: record.target, in: table),
                 Self.matchesRecord(top, record, stateRoot: stateRoot)
             {
@@ -255,6 +280,7 @@ extension Snapshotter {
         let followed = moved
         _ = try await blockingOperation { () throws(VeneerError) in
             if !dropped.isEmpty { try store.removeMounts(dropped) }
+            // Two records whose mounts both moved onto one target: the first one keeps it.
             for move in followed where store.mountRecord(at: move.to) == nil {
                 try store.moveMount(from: move.from, to: move.to)
             }

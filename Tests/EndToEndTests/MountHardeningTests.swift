@@ -233,4 +233,62 @@ struct MountIdentityTests {
             #expect(try await api.remove("b").status == 204)
         }
     }
+
+    /// Gives the record of the daemon's mount at `target` the kernel identity of the
+    /// mount now at `other`, as when the kernel hands a gone mount's id and device to a
+    /// newer mount. The daemon must be stopped.
+    static func forgeIdentity(_ daemon: Daemon, record target: String, as other: String) throws {
+        let entry = try #require(MountTable.topEntry(at: other, in: try MountTable.current()))
+        let script = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            n = db.execute("UPDATE mounts SET mount_id = ?, device = ? WHERE target = ?", (int(sys.argv[2]), sys.argv[3], sys.argv[4])).rowcount
+            db.commit()
+            sys.exit(0 if n == 1 else 1)
+            """
+        let result = try run(
+            "/usr/bin/python3",
+            ["-c", script, daemon.root + "/metadata.db", "\(entry.id)", "\(entry.deviceMajor):\(entry.deviceMinor)", target])
+        try #require(result.status == 0, "\(result.stderr)")
+    }
+
+    @Test("a gone mount's id and device turning up on a newer mount elsewhere: start-up drops the stale record, the newer mount keeps its own")
+    func reusedIdentity() async throws {
+        try await withDaemon { daemon in
+            let api = CheckedAPI(daemon)
+            let calls = MountCalls(daemon)
+            try await api.prepared("a")
+            try await api.prepared("b")
+            try await api.prepared("c")
+            let first = try daemon.mountPoint("first")
+            let second = try daemon.mountPoint("second")
+            let third = try daemon.mountPoint("third")
+            let foreign = try daemon.mountPoint("foreign")
+            defer { Mounts.unmountAll(under: foreign) }
+            try await calls.mounted("a", at: first)
+            try await calls.mounted("b", at: second)
+            try await calls.mounted("c", at: third)
+            try Tree.write(second + "/kept", "b's")
+            try #require(try run("/bin/mount", ["-t", "tmpfs", "tmpfs", foreign]).status == 0)
+
+            // a's mount is gone and its identity is b's (a daemon mount with a record);
+            // c's mount is gone and its identity is a tmpfs's that the daemon never made.
+            #expect(try await daemon.stop() == 0)
+            Mounts.unmount(first)
+            Mounts.unmount(third)
+            try Self.forgeIdentity(daemon, record: first, as: second)
+            try Self.forgeIdentity(daemon, record: third, as: foreign)
+            try await daemon.start()
+
+            #expect(try await calls.live().map(\.target) == [second], "\(daemon.log)")
+            #expect(daemon.log.contains("dropped the record of a mount that is gone"))
+            #expect(try Self.fsType(at: foreign) == "tmpfs")
+            #expect(try Tree.read(second + "/kept") == "b's")
+            #expect(try await api.remove("a").status == 204)
+            #expect(try await api.remove("c").status == 204)
+            #expect(try await api.remove("b").status == 409, "b is still mounted")
+            #expect(try await calls.unmount(second).status == 204)
+            #expect(try await api.remove("b").status == 204)
+        }
+    }
 }
