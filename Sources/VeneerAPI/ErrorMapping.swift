@@ -20,6 +20,7 @@ extension VeneerError.Code {
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
         case .methodNotAllowed: .methodNotAllowed
+        case .requestTimeout: .requestTimeout
         }
     }
 }

@@ -16,6 +16,8 @@ public struct VeneerError: Error, Sendable, Equatable, CustomStringConvertible {
         case unsupportedMediaType = "unsupported_media_type"
         /// A method that an existing path does not answer (HTTP 405).
         case methodNotAllowed = "method_not_allowed"
+        /// A request that did not arrive in time (HTTP 408); the connection is closed.
+        case requestTimeout = "request_timeout"
     }
 
     public var code: Code

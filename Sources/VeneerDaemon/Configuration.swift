@@ -17,8 +17,24 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var maxDepth: Int = 500
     /// Extra options appended to overlay mounts, from `knownOverlayOptions`.
     public var overlayOptions: [String] = []
+    /// Seconds a connection may stay open with no request in progress and no answer owed.
+    public var idleTimeout: Int = 60
+    /// Seconds the head of a request may take to arrive, and the longest gap between two
+    /// reads of a body.
+    public var readTimeout: Int = 10
+    /// Most client connections served at once.
+    public var maxConnections: Int = 1024
 
     public init() {}
+
+    public static let idleTimeoutRange = 1...86_400
+    public static let readTimeoutRange = 1...3_600
+    public static let maxConnectionsRange = 1...65_536
+
+    /// The connection settings, as the server takes them.
+    public var connectionSettings: ConnectionPolicy.Settings {
+        .init(timeouts: .init(idle: idleTimeout, read: readTimeout), maxConnections: maxConnections)
+    }
 
     /// Overlay options that may be configured, with their allowed values (nil: a flag).
     public static let knownOverlayOptions: [String: [String]?] = [
@@ -32,7 +48,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Longest state root path accepted.
     public static let maxRootBytes = 200
 
-    static let knownSettings = "root, socket, log_level, max_depth, overlay_options"
+    static let knownSettings =
+        "root, socket, log_level, max_depth, overlay_options, idle_timeout, read_timeout, max_connections"
 
     /// Settings that the file may hold; every field optional, unknown fields rejected.
     struct File: Decodable {
@@ -41,6 +58,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         var log_level: String?
         var max_depth: Int?
         var overlay_options: [String]?
+        var idle_timeout: Int?
+        var read_timeout: Int?
+        var max_connections: Int?
     }
 
     /// Command-line values; nil where the flag was not given.
@@ -48,10 +68,19 @@ public struct DaemonConfiguration: Sendable, Equatable {
         public var root: String?
         public var socket: String?
         public var logLevel: String?
-        public init(root: String? = nil, socket: String? = nil, logLevel: String? = nil) {
+        public var idleTimeout: Int?
+        public var readTimeout: Int?
+        public var maxConnections: Int?
+        public init(
+            root: String? = nil, socket: String? = nil, logLevel: String? = nil, idleTimeout: Int? = nil,
+            readTimeout: Int? = nil, maxConnections: Int? = nil
+        ) {
             self.root = root
             self.socket = socket
             self.logLevel = logLevel
+            self.idleTimeout = idleTimeout
+            self.readTimeout = readTimeout
+            self.maxConnections = maxConnections
         }
     }
 
@@ -72,6 +101,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let root = overrides.root { config.root = root }
         if let socket = overrides.socket { config.socket = socket }
         if let level = overrides.logLevel { config.logLevel = try parseLevel(level, source: "--log-level") }
+        if let seconds = overrides.idleTimeout { config.idleTimeout = seconds }
+        if let seconds = overrides.readTimeout { config.readTimeout = seconds }
+        if let count = overrides.maxConnections { config.maxConnections = count }
         try config.validate()
         return config
     }
@@ -109,6 +141,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let level = file.log_level { self.logLevel = try Self.parseLevel(level, source: "log_level in \(path)") }
         if let depth = file.max_depth { self.maxDepth = depth }
         if let options = file.overlay_options { self.overlayOptions = options }
+        if let seconds = file.idle_timeout { self.idleTimeout = seconds }
+        if let seconds = file.read_timeout { self.readTimeout = seconds }
+        if let count = file.max_connections { self.maxConnections = count }
     }
 
     static func parseLevel(_ text: String, source: String) throws(StartupError) -> Logger.Level {
@@ -139,6 +174,18 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if !(1...500).contains(maxDepth) {
             throw .configuration(
                 "max_depth \(maxDepth) is out of range; the kernel stacks at most 500 overlay lower layers, so use 1 to 500")
+        }
+        if !Self.idleTimeoutRange.contains(idleTimeout) {
+            throw .configuration(
+                "idle_timeout \(idleTimeout) is out of range; give seconds from \(Self.idleTimeoutRange.lowerBound) to \(Self.idleTimeoutRange.upperBound)")
+        }
+        if !Self.readTimeoutRange.contains(readTimeout) {
+            throw .configuration(
+                "read_timeout \(readTimeout) is out of range; give seconds from \(Self.readTimeoutRange.lowerBound) to \(Self.readTimeoutRange.upperBound)")
+        }
+        if !Self.maxConnectionsRange.contains(maxConnections) {
+            throw .configuration(
+                "max_connections \(maxConnections) is out of range; use \(Self.maxConnectionsRange.lowerBound) to \(Self.maxConnectionsRange.upperBound)")
         }
         for option in overlayOptions {
             let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

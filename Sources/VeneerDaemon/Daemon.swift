@@ -20,6 +20,8 @@ public struct Daemon: Sendable {
     let overrides: DaemonConfiguration.Overrides
     let logLevel: LogLevelControl
     let logger: Logger
+    /// The connection settings in force; reloads change them.
+    let connections: ConnectionPolicy
 
     public init(
         configuration: DaemonConfiguration, configFile: String?, overrides: DaemonConfiguration.Overrides,
@@ -30,6 +32,7 @@ public struct Daemon: Sendable {
         self.overrides = overrides
         self.logLevel = logLevel
         self.logger = logger
+        self.connections = ConnectionPolicy(configuration.connectionSettings)
     }
 
     /// What `prepare` found.
@@ -175,6 +178,7 @@ public struct Daemon: Sendable {
             }
         }
         let activated = prepared.activatedSocket != nil
+        checkOpenFileLimit(maxConnections: configuration.maxConnections)
         let server = ListeningSocketServer(
             descriptor: descriptor, router: API.router(snapshotter: snapshotter, facts: facts),
             serverName: "veneerd",
@@ -182,6 +186,7 @@ public struct Daemon: Sendable {
                 ParseErrorAnswerHandler(serverName: "veneerd"),
                 DirectResponseHandler(routes: DirectRoutes(snapshotter: snapshotter), serverName: "veneerd", logger: logger)
             ]),
+            policy: connections,
             logger: logger,
             onServerRunning: {
                 if let line = try? await StatusReporter.summary(snapshotter: snapshotter) {
@@ -226,6 +231,8 @@ public struct Daemon: Sendable {
         }
         logLevel.current = new.logLevel
         snapshotter.apply(.init(maxDepth: new.maxDepth, overlayOptions: new.overlayOptions))
+        connections.settings = new.connectionSettings
+        checkOpenFileLimit(maxConnections: new.maxConnections)
         if new.root != configuration.root || new.socket != configuration.socket {
             logger.warning("root and socket changes take effect only after a restart")
         }
@@ -234,6 +241,23 @@ public struct Daemon: Sendable {
             metadata: [
                 "log_level": "\(new.logLevel.rawValue)", "max_depth": "\(new.maxDepth)",
                 "overlay_options": "\(new.overlayOptions.joined(separator: ","))",
+                "idle_timeout_s": "\(new.idleTimeout)", "read_timeout_s": "\(new.readTimeout)",
+                "max_connections": "\(new.maxConnections)",
             ])
+    }
+
+    /// Descriptors the daemon needs besides its connections: the store, the listening
+    /// socket, tree walks, mount work.
+    static let descriptorReserve: UInt64 = 256
+
+    /// Raises the open-file limit as far as allowed, and warns when the connection limit
+    /// does not fit under it: past it, accepting fails instead of answering 503.
+    func checkOpenFileLimit(maxConnections: Int) {
+        guard let limit = ResourceLimits.raiseOpenFiles() else { return }
+        if UInt64(maxConnections) + Self.descriptorReserve > limit {
+            logger.warning(
+                "max_connections does not fit under the open-file limit; lower max_connections or raise LimitNOFILE",
+                metadata: ["max_connections": "\(maxConnections)", "open_file_limit": "\(limit)"])
+        }
     }
 }

@@ -27,6 +27,8 @@ where Responder.Context: InitializableFromSource<ApplicationRequestContextSource
     public let serverName: String?
     public let http: HTTP1Channel.Configuration
     public let eventLoopGroup: any EventLoopGroup
+    /// Timeouts and the connection limit; see ``ConnectionClock`` and ``OverCapacityHandler``.
+    public let policy: ConnectionPolicy
     public let logger: Logger
     let onServerRunning: @Sendable () async -> Void
 
@@ -36,10 +38,12 @@ where Responder.Context: InitializableFromSource<ApplicationRequestContextSource
         serverName: String? = nil,
         http: HTTP1Channel.Configuration = .init(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        policy: ConnectionPolicy,
         logger: Logger,
         onServerRunning: @escaping @Sendable () async -> Void = {}
     ) {
         self.descriptor = descriptor
+        self.policy = policy
         self.responder = responder
         self.serverName = serverName
         self.http = http
@@ -54,26 +58,38 @@ where Responder.Context: InitializableFromSource<ApplicationRequestContextSource
         serverName: String? = nil,
         http: HTTP1Channel.Configuration = .init(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        policy: ConnectionPolicy,
         logger: Logger,
         onServerRunning: @escaping @Sendable () async -> Void = {}
     ) where Builder.Responder == Responder {
         self.init(
             descriptor: descriptor, responder: router.buildResponder(), serverName: serverName, http: http,
-            eventLoopGroup: eventLoopGroup, logger: logger, onServerRunning: onServerRunning)
+            eventLoopGroup: eventLoopGroup, policy: policy, logger: logger, onServerRunning: onServerRunning)
     }
 
     public var description: String { "ListeningSocketServer(fd \(descriptor))" }
 
     public func run() async throws {
         let logger = self.logger
+        let policy = self.policy
+        let serverName = self.serverName
+        var http = self.http
+        let additional = http.additionalChannelHandlers
+        // Right after the codec, so it sees every request part and every answer, those
+        // the additional handlers give included.
+        http.additionalChannelHandlers = { [ConnectionRequestsHandler()] + additional() }
         let channelSetup = HTTP1Channel(responder: Self.respond(with: responder, serverName: serverName, logger: logger),
                                         configuration: http)
-        // The descriptor must be listening already: NIO only registers it (and calls
-        // listen(2) again, which sets the queue length to 128).
+        // The descriptor must be listening already: NIO only registers it and calls
+        // listen(2) again, with this queue length (the kernel caps it at somaxconn, 4096
+        // by default, as systemd's Backlog= does). NIO's default of 128 would turn a burst
+        // of clients away with EAGAIN before the connection limit is even reached.
         let server = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .bind(descriptor, serverBackPressureStrategy: nil) { channel in
-                channelSetup.setup(channel: channel, logger: logger)
+                Self.admit(channel, policy: policy, serverName: serverName, logger: logger)
+                return channelSetup.setup(channel: channel, logger: logger)
             }
         let connections = Connections()
         let listener = server.channel
@@ -97,6 +113,29 @@ where Responder.Context: InitializableFromSource<ApplicationRequestContextSource
             logger.debug("closing the listening socket and quiescing connections")
             listener.close(promise: nil)
             connections.quiesce()
+        }
+    }
+
+    /// Puts the first handler in a new connection's pipeline: the one that keeps its
+    /// timers, or, over the connection limit, the one that refuses it. Runs on the
+    /// connection's event loop. A connection whose pipeline cannot be set up is closed
+    /// (a failed set-up alone would leave its descriptor open).
+    static func admit(_ channel: any Channel, policy: ConnectionPolicy, serverName: String?, logger: Logger) {
+        let first: any ChannelHandler
+        if let settings = policy.admit(logger: logger) {
+            channel.closeFuture.whenComplete { _ in policy.release() }
+            first = ConnectionBytesHandler(
+                clock: ConnectionClock(timeouts: settings.timeouts, serverName: serverName, logger: logger))
+        } else {
+            let settings = policy.settings
+            first = OverCapacityHandler(
+                limit: settings.maxConnections, readTimeout: settings.timeouts.read, serverName: serverName)
+        }
+        do {
+            try channel.pipeline.syncOperations.addHandler(first, position: .first)
+        } catch {
+            logger.error("cannot set up a connection; closing it", metadata: ["error": "\(error)"])
+            channel.close(promise: nil)
         }
     }
 

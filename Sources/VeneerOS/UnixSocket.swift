@@ -97,6 +97,14 @@ public final class UnixStreamConnection {
 
     deinit { close(fd) }
 
+    /// Makes a read that waits longer than `seconds` fail with EAGAIN instead of blocking.
+    public func setReadTimeout(seconds: Int) throws(SystemError) {
+        var value = timeval(tv_sec: seconds, tv_usec: 0)
+        if setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size)) != 0 {
+            throw .last("setsockopt", "socket")
+        }
+    }
+
     public func writeAll(_ bytes: [UInt8]) throws(SystemError) {
         var offset = 0
         while offset < bytes.count {

@@ -22,8 +22,19 @@ struct Veneerd: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(help: "Seconds a connection may stay idle before it is closed (default 60).")
+    var idleTimeout: Int?
+
+    @Option(help: "Seconds a request's head may take to arrive, and the longest gap in its body (default 10).")
+    var readTimeout: Int?
+
+    @Option(help: "Most client connections served at once (default 1024).")
+    var maxConnections: Int?
+
     func run() async throws {
-        let overrides = DaemonConfiguration.Overrides(root: root, socket: socket, logLevel: logLevel)
+        let overrides = DaemonConfiguration.Overrides(
+            root: root, socket: socket, logLevel: logLevel, idleTimeout: idleTimeout, readTimeout: readTimeout,
+            maxConnections: maxConnections)
         let configuration: DaemonConfiguration
         do {
             configuration = try DaemonConfiguration.load(file: config, overrides: overrides)

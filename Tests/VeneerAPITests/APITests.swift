@@ -22,6 +22,7 @@ struct ErrorMappingTests {
         .payloadTooLarge: 413,
         .unsupportedMediaType: 415,
         .methodNotAllowed: 405,
+        .requestTimeout: 408,
     ]
 
     @Test func everyCodeHasItsStatus() {

@@ -143,6 +143,7 @@ struct ResponseBodyTests {
         #expect(VeneerError.Code.allCases.map(\.rawValue) == [
             "invalid_argument", "not_found", "already_exists", "failed_precondition", "resource_exhausted",
             "unavailable", "internal", "payload_too_large", "unsupported_media_type", "method_not_allowed",
+            "request_timeout",
         ])
         #expect(VeneerError.notFound("x").description == "not_found: x")
     }
