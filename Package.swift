@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "veneerd",
             dependencies: [
-                "VeneerDaemon", "VeneerOS",
+                "VeneerDaemon", "VeneerOS", "VeneerClient", "VeneerCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -25,8 +25,16 @@ public struct ServerFacts: Sendable {
 
 /// The HTTP API v1. `api/openapi.yaml` is its contract.
 public enum API {
+    /// Reads the configuration again (`POST /v1/reload`); the daemon provides it.
+    public typealias Reload = @Sendable () async throws(VeneerError) -> ReloadResponse
+
+    /// Answers `POST /v1/reload` of a server that has no configuration to reload.
+    public static let cannotReload: Reload = { () throws(VeneerError) -> ReloadResponse in
+        throw VeneerError.failedPrecondition("this server has no configuration file to reload")
+    }
+
     public static func router(
-        snapshotter: Snapshotter, facts: ServerFacts
+        snapshotter: Snapshotter, facts: ServerFacts, reload: @escaping Reload = cannotReload
     ) -> Router<BasicRequestContext> {
         var api = Endpoints()
 
@@ -96,6 +104,12 @@ public enum API {
         api.add(.get, "/v1/status") { request, _ -> Response in
             _ = try RequestDecoding.query(request, allowed: [])
             return try JSON.response(try await status(snapshotter: snapshotter, facts: facts))
+        }
+
+        api.add(.post, "/v1/reload") { request, _ -> Response in
+            _ = try RequestDecoding.query(request, allowed: [])
+            try await RequestDecoding.noBody(request, what: "reload")
+            return try JSON.response(try await reload())
         }
 
         api.add(.post, "/v1/mounts") { request, _ -> Response in

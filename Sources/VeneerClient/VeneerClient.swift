@@ -114,6 +114,12 @@ public struct VeneerClient: Sendable {
         try await call("POST", "/v1/cleanup", expect: 200, as: CleanupResponse.self)
     }
 
+    /// Has the daemon read its configuration file again; a file that does not load is
+    /// `failed_precondition`, and the daemon keeps its running configuration.
+    public func reload() async throws(VeneerError) -> ReloadResponse {
+        try await call("POST", "/v1/reload", expect: 200, as: ReloadResponse.self)
+    }
+
     public func status() async throws(VeneerError) -> StatusResponse {
         try await call("GET", "/v1/status", expect: 200, as: StatusResponse.self)
     }

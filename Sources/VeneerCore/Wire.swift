@@ -147,6 +147,44 @@ public struct CleanupResponse: Sendable, Equatable, Codable {
     }
 }
 
+/// Answer to `POST /v1/reload`: the settings in force after the configuration file was
+/// read again, and the settings the file changes that only a restart applies.
+public struct ReloadResponse: Sendable, Equatable, Codable {
+    public var logLevel: String
+    public var maxDepth: Int
+    public var overlayOptions: [String]
+    /// Seconds.
+    public var idleTimeout: Int
+    /// Seconds.
+    public var readTimeout: Int
+    public var maxConnections: Int
+    /// Names of settings (`root`, `socket`) whose new values wait for the next start.
+    public var restartRequired: [String]
+
+    public init(
+        logLevel: String, maxDepth: Int, overlayOptions: [String], idleTimeout: Int, readTimeout: Int,
+        maxConnections: Int, restartRequired: [String]
+    ) {
+        self.logLevel = logLevel
+        self.maxDepth = maxDepth
+        self.overlayOptions = overlayOptions
+        self.idleTimeout = idleTimeout
+        self.readTimeout = readTimeout
+        self.maxConnections = maxConnections
+        self.restartRequired = restartRequired
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case logLevel = "log_level"
+        case maxDepth = "max_depth"
+        case overlayOptions = "overlay_options"
+        case idleTimeout = "idle_timeout"
+        case readTimeout = "read_timeout"
+        case maxConnections = "max_connections"
+        case restartRequired = "restart_required"
+    }
+}
+
 /// Answer to `GET /v1/status`.
 public struct StatusResponse: Sendable, Equatable, Codable {
     public var version: String

@@ -178,9 +178,14 @@ public struct Daemon: Sendable {
             }
         }
         let activated = prepared.activatedSocket != nil
-        checkOpenFileLimit(maxConnections: configuration.maxConnections)
+        Self.checkOpenFileLimit(maxConnections: configuration.maxConnections, logger: logger)
+        let reloads = ConfigurationReload(
+            running: configuration, configFile: configFile, overrides: overrides, logLevel: logLevel,
+            connections: connections, logger: logger)
         let server = ListeningSocketServer(
-            descriptor: descriptor, router: API.router(snapshotter: snapshotter, facts: facts),
+            descriptor: descriptor, router: API.router(
+                snapshotter: snapshotter, facts: facts,
+                reload: { () throws(VeneerError) in try await reloads.reload(snapshotter, trigger: "API") }),
             serverName: "veneerd",
             http: .init(additionalChannelHandlers: [
                 ParseErrorAnswerHandler(serverName: "veneerd"),
@@ -204,8 +209,12 @@ public struct Daemon: Sendable {
                     .init(
                         service: WatchdogPinger(snapshotter: snapshotter, socket: socket, logger: logger),
                         successTerminationBehavior: .ignore),
-                    .init(service: StatusReporter(snapshotter: snapshotter), successTerminationBehavior: .ignore),
-                    .init(service: Reloader(signals: hangups) { await reload(snapshotter) }, successTerminationBehavior: .ignore),
+                    .init(
+                        service: StatusReporter(snapshotter: snapshotter, note: { reloads.statusNote }),
+                        successTerminationBehavior: .ignore),
+                    .init(
+                        service: Reloader(signals: hangups) { _ = try? await reloads.reload(snapshotter, trigger: "SIGHUP") },
+                        successTerminationBehavior: .ignore),
                     .init(service: StoppingNotifier(logger: logger), successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -218,41 +227,13 @@ public struct Daemon: Sendable {
         try await group.run()
     }
 
-    /// Reads the configuration file again and applies what can change while running.
-    func reload(_ snapshotter: Snapshotter) async {
-        let new: DaemonConfiguration
-        do {
-            new = try DaemonConfiguration.load(file: configFile, overrides: overrides)
-        } catch {
-            logger.error("reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
-            let summary = (try? await StatusReporter.summary(snapshotter: snapshotter)) ?? ""
-            Systemd.status("\(summary); reload rejected: \(error)")
-            return
-        }
-        logLevel.current = new.logLevel
-        snapshotter.apply(.init(maxDepth: new.maxDepth, overlayOptions: new.overlayOptions))
-        connections.settings = new.connectionSettings
-        checkOpenFileLimit(maxConnections: new.maxConnections)
-        if new.root != configuration.root || new.socket != configuration.socket {
-            logger.warning("root and socket changes take effect only after a restart")
-        }
-        logger.notice(
-            "configuration reloaded",
-            metadata: [
-                "log_level": "\(new.logLevel.rawValue)", "max_depth": "\(new.maxDepth)",
-                "overlay_options": "\(new.overlayOptions.joined(separator: ","))",
-                "idle_timeout_s": "\(new.idleTimeout)", "read_timeout_s": "\(new.readTimeout)",
-                "max_connections": "\(new.maxConnections)",
-            ])
-    }
-
     /// Descriptors the daemon needs besides its connections: the store, the listening
     /// socket, tree walks, mount work.
     static let descriptorReserve: UInt64 = 256
 
     /// Raises the open-file limit as far as allowed, and warns when the connection limit
     /// does not fit under it: past it, accepting fails instead of answering 503.
-    func checkOpenFileLimit(maxConnections: Int) {
+    static func checkOpenFileLimit(maxConnections: Int, logger: Logger) {
         guard let limit = ResourceLimits.raiseOpenFiles() else { return }
         if UInt64(maxConnections) + Self.descriptorReserve > limit {
             logger.warning(

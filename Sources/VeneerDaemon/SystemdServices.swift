@@ -23,6 +23,8 @@ struct StoppingNotifier: Service {
 /// 4 mounts, deepest chain 37/500`, sent only when it changes.
 struct StatusReporter: Service {
     let snapshotter: Snapshotter
+    /// Appended to the line when set (a rejected reload).
+    let note: @Sendable () -> String?
 
     static func summary(snapshotter: Snapshotter) async throws -> String {
         let counts = try await snapshotter.counts()
@@ -37,9 +39,12 @@ struct StatusReporter: Service {
         try? await cancelWhenGracefulShutdown {
             var last = ""
             while true {
-                if let line = try? await Self.summary(snapshotter: snapshotter), line != last {
-                    Systemd.status(line)
-                    last = line
+                if var line = try? await Self.summary(snapshotter: snapshotter) {
+                    if let note = note() { line += "; " + note }
+                    if line != last {
+                        Systemd.status(line)
+                        last = line
+                    }
                 }
                 try await Task.sleep(for: .milliseconds(500))
             }
@@ -94,9 +99,7 @@ struct WatchdogPinger: Service {
     }
 }
 
-/// SIGHUP: RELOADING=1 with MONOTONIC_USEC, re-read the configuration file (log level,
-/// max_depth, overlay_options), then READY=1. A configuration that does not load or
-/// validate is logged and the running one kept.
+/// SIGHUP: a ``ConfigurationReload`` (whose outcome is logged and put in the status).
 struct Reloader: Service {
     let signals: UnixSignalsSequence
     let reload: @Sendable () async -> Void
@@ -105,9 +108,7 @@ struct Reloader: Service {
         let signals = self.signals
         await cancelWhenGracefulShutdown {
             for await _ in signals {
-                Systemd.reloading()
                 await reload()
-                Systemd.ready()
             }
         }
     }

@@ -24,11 +24,13 @@ public func blockingOperation<T: Sendable>(
 }
 
 /// A first-come, first-served async mutex for long operations that must not overlap.
-actor AsyncGate {
+public actor AsyncGate {
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    func enter() async {
+    public init() {}
+
+    public func enter() async {
         if !busy {
             busy = true
             return
@@ -36,7 +38,7 @@ actor AsyncGate {
         await withCheckedContinuation { waiters.append($0) }
     }
 
-    func leave() {
+    public func leave() {
         if waiters.isEmpty {
             busy = false
         } else {

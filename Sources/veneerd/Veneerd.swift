@@ -8,7 +8,15 @@ import VeneerOS
 struct Veneerd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veneerd",
-        abstract: "Veneer snapshotter daemon: layer snapshots over an HTTP/JSON API on a Unix socket.")
+        abstract: "Veneer snapshotter daemon: layer snapshots over an HTTP/JSON API on a Unix socket.",
+        subcommands: [Serve.self, ReloadCommand.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Runs the daemon: `veneerd [serve] [options]`.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon (the default when no command is named).")
 
     @Option(help: "State root (default \(DaemonConfiguration.defaultRoot)).")
     var root: String?

@@ -251,7 +251,7 @@ import Testing
                 }
             }
         }
-        #expect(withBody.count == 11)
+        #expect(withBody.count == 12)
         #expect(covered == withBody, "no example for \(withBody.subtracting(covered).sorted())")
     }
 
