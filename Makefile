@@ -3,13 +3,20 @@
 SWIFT       ?= swift
 PREFIX      ?= /usr/local
 DESTDIR     ?=
-APT_PACKAGES = libmount-dev libsystemd-dev libsqlite3-dev pkg-config debootstrap python3
+APT_PACKAGES = libmount-dev libsystemd-dev libsqlite3-dev pkg-config debootstrap python3 \
+               python3-venv socat sqlite3
 VENEERD_ARGS ?=
+
+# The fuzz test (Tests/EndToEndTests/FuzzTests.swift) runs this schemathesis from a
+# virtual environment of Debian's Python; the stamp names the version installed.
+SCHEMATHESIS_VERSION = 4.32.5
+FUZZ_VENV   = .build-venv
+FUZZ_STAMP  = $(FUZZ_VENV)/.schemathesis-$(SCHEMATHESIS_VERSION)
 
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR  ?= /etc
 
-.PHONY: all deps build release run test soak bench install clean
+.PHONY: all deps venv build release run test soak fuzz bench install clean
 
 all: build
 
@@ -22,6 +29,16 @@ deps:
 	    echo "installing:$$missing"; \
 	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
+
+# The virtual environment with schemathesis, made again only when missing or when
+# SCHEMATHESIS_VERSION changes.
+venv: $(FUZZ_STAMP)
+
+$(FUZZ_STAMP): | deps
+	rm -rf $(FUZZ_VENV)
+	/usr/bin/python3 -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check 'schemathesis==$(SCHEMATHESIS_VERSION)'
+	touch $@
 
 build: deps
 	$(SWIFT) build
@@ -37,7 +54,7 @@ run: release
 # suite. Tests run one at a time: many start processes, and a process started while another
 # test holds a file open inside one of its mounts would inherit that descriptor and keep
 # the mount busy.
-test: deps
+test: deps venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 
@@ -46,6 +63,13 @@ SOAK ?= 1000
 soak: deps
 	$(SWIFT) build --build-tests
 	VENEER_SOAK_ROUNDS=$(SOAK) $(SWIFT) test --skip-build --no-parallel --filter CrashSoakTests
+
+# The schemathesis run alone, for FUZZ seconds (the suite runs 120); FUZZ_SEED repeats a run.
+FUZZ ?= 900
+FUZZ_SEED ?=
+fuzz: deps venv
+	$(SWIFT) build --build-tests
+	VENEER_FUZZ_SECONDS=$(FUZZ) VENEER_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test --skip-build --no-parallel --filter FuzzTests
 
 # Throughput and latency figures; see docs/performance.md.
 bench: release
@@ -68,4 +92,4 @@ install: release
 	@echo "installed; enable with: systemctl daemon-reload && systemctl enable --now veneerd.socket"
 
 clean:
-	rm -rf .build
+	rm -rf .build $(FUZZ_VENV)
