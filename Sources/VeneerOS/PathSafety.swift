@@ -137,6 +137,19 @@ public enum PathSafety {
             var id: UInt64 = 0
             mountID = veneer_mount_id(path, &id) == 0 ? id : nil
         }
+
+        /// Where `below`, a path inside the state root such as `/snapshots/4/fs`, is
+        /// within the file system that holds the root (what mountinfo shows as the root
+        /// of a bind mount of it), with that file system's device. Nil when the root's
+        /// mount is not among `entries`.
+        public func fileSystemLocation(
+            of below: String, in entries: [MountEntry]
+        ) -> (deviceMajor: UInt32, deviceMinor: UInt32, path: String)? {
+            guard let mountID, let mount = entries.first(where: { UInt64($0.id) == mountID }),
+                let rootInFS = PathSafety.fileSystemPath(path, in: mount)
+            else { return nil }
+            return (mount.deviceMajor, mount.deviceMinor, (rootInFS == "/" ? "" : rootInFS) + below)
+        }
     }
 
     private static func checkTargetPath(_ path: String) throws(TargetProblem) {

@@ -154,21 +154,25 @@ extension Snapshotter {
 
     /// Which kernel mount `record` is: as noted when it was made, or, for a record
     /// without it, the mount on top at its target when that is one of the snapshot
-    /// (see ``matchesRecord(_:_:stateRoot:)``). Nil when neither tells.
+    /// (see ``matchesRecord(_:_:stateRoot:entries:)``). Nil when neither tells.
     static func identity(of record: MountRecord, stateRoot: PathSafety.StateRoot) throws(VeneerError) -> MountIdentity? {
         if let id = record.mountID, let device = record.device, let identity = MountIdentity(id: id, device: device) {
             return identity
         }
         guard let entries = try? MountTable.current(), let top = MountTable.topEntry(at: record.target, in: entries),
-            matchesRecord(top, record, stateRoot: stateRoot)
+            matchesRecord(top, record, stateRoot: stateRoot, entries: entries)
         else { return nil }
         return MountIdentity(id: UInt64(top.id), deviceMajor: top.deviceMajor, deviceMinor: top.deviceMinor)
     }
 
     /// Whether a mount table line can be the mount `record` describes: an overlay
-    /// whose options name the first layer the record's overlay names, or a bind mount
-    /// of the directory the record's bind mount names.
-    static func matchesRecord(_ entry: MountEntry, _ record: MountRecord, stateRoot: PathSafety.StateRoot) -> Bool {
+    /// whose options name the first layer the record's overlay names, in this state
+    /// root, or a bind mount of the very directory of this state root that the record's
+    /// bind mount names (another daemon's root on the same file system has directories
+    /// of the same names). `entries` is the mount table the line is from.
+    static func matchesRecord(
+        _ entry: MountEntry, _ record: MountRecord, stateRoot: PathSafety.StateRoot, entries: [MountEntry]
+    ) -> Bool {
         guard let mount = record.mounts.first else { return false }
         // The layer paths as they are below the state root (the record may spell the root
         // another way than the kernel, which shows it resolved).
@@ -182,10 +186,23 @@ extension Snapshotter {
                 return nil
             }
             guard entry.fsType == "overlay", let layer = layers.first, let inRoot = belowRoot(layer) else { return false }
-            return entry.options.contains(stateRoot.path + inRoot)
+            return Self.options(entry.options, name: stateRoot.path + inRoot)
         }
         guard let inRoot = belowRoot(mount.source) else { return false }
-        return entry.root.hasSuffix(inRoot)
+        guard let location = stateRoot.fileSystemLocation(of: inRoot, in: entries) else {
+            return entry.root.hasSuffix(inRoot)
+        }
+        return entry.root == location.path && entry.deviceMajor == location.deviceMajor
+            && entry.deviceMinor == location.deviceMinor
+    }
+
+    /// Whether `path` is a whole value, or one `:`-separated element of a value, among
+    /// the comma-separated `options` (`lowerdir=/a:/b,upperdir=/c`).
+    static func options(_ options: String, name path: String) -> Bool {
+        options.split(separator: ",").contains { option in
+            guard let equals = option.firstIndex(of: "=") else { return false }
+            return option[option.index(after: equals)...].split(separator: ":").contains { $0.utf8.elementsEqual(path.utf8) }
+        }
     }
 
     /// The mount `expected` of `record` is not at the record's target: when it is
@@ -209,7 +226,7 @@ extension Snapshotter {
             throw .failedPrecondition(
                 "\(record.target) has another mount on top of the one veneerd made for snapshot \(quoted(record.key)); unmount that one first")
         }
-        if !isMove(of: record, to: entry, store: store, stateRoot: stateRoot) {
+        if !isMove(of: record, to: entry, store: store, stateRoot: stateRoot, entries: entries) {
             // The kernel gave the gone mount's id and device to another mount.
             try store.removeMounts([record.target])
             return
@@ -226,9 +243,11 @@ extension Snapshotter {
     /// record of its own target claims it, or when it is not a mount of the record's
     /// layers.
     static func isMove(
-        of record: MountRecord, to entry: MountEntry, store: SnapshotStore, stateRoot: PathSafety.StateRoot
+        of record: MountRecord, to entry: MountEntry, store: SnapshotStore, stateRoot: PathSafety.StateRoot,
+        entries: [MountEntry]
     ) -> Bool {
-        store.mountRecord(at: entry.target) == nil && matchesRecord(entry, record, stateRoot: stateRoot)
+        store.mountRecord(at: entry.target) == nil
+            && matchesRecord(entry, record, stateRoot: stateRoot, entries: entries)
     }
 
     public func liveMounts(key: String?) async throws(VeneerError) -> [LiveMount] {
@@ -260,14 +279,14 @@ extension Snapshotter {
                     continue
                 }
                 if entry.target != record.target {
-                    if Self.isMove(of: record, to: entry, store: store, stateRoot: stateRoot) {
+                    if Self.isMove(of: record, to: entry, store: store, stateRoot: stateRoot, entries: table) {
                         moved.append((record.target, entry.target))
                     } else {
                         gone.append(record.target)
                     }
                 }
             } else if let top = MountTable.topEntry(at: record.target, in: table),
-                Self.matchesRecord(top, record, stateRoot: stateRoot)
+                Self.matchesRecord(top, record, stateRoot: stateRoot, entries: table)
             {
                 identified.append(
                     (record.target, MountIdentity(id: UInt64(top.id), deviceMajor: top.deviceMajor, deviceMinor: top.deviceMinor)))

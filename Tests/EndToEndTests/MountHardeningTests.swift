@@ -234,6 +234,45 @@ struct MountIdentityTests {
         }
     }
 
+    @Test("another daemon's bind mount of its own snapshot of the same number, carrying a gone mount's identity, is not taken for it")
+    func identityOfAnotherRoot() async throws {
+        let other = try await Daemon()
+        do {
+            try await Self.checkIdentityOfAnotherRoot(other)
+        } catch {
+            Issue.record("the other veneerd's log:\n\(other.log.suffix(4000))")
+            await other.destroy()
+            throw error
+        }
+        await other.destroy()
+    }
+
+    static func checkIdentityOfAnotherRoot(_ other: Daemon) async throws {
+        try await withDaemon { daemon in
+            // Both roots are on the same file system and number their snapshots alike:
+            // each one's "a" is a bind mount of <root>/snapshots/1/fs.
+            try await CheckedAPI(daemon).prepared("a")
+            try await CheckedAPI(other).prepared("a")
+            let mine = try daemon.mountPoint("mine")
+            let theirs = try other.mountPoint("theirs")
+            defer { Mounts.unmountAll(under: theirs) }
+            try await MountCalls(daemon).mounted("a", at: mine)
+            try await MountCalls(other).mounted("a", at: theirs)
+            try Tree.write(theirs + "/owner", "the other daemon")
+
+            #expect(try await daemon.stop() == 0)
+            Mounts.unmount(mine)
+            try Self.forgeIdentity(daemon, record: mine, as: theirs)
+            try await daemon.start()
+
+            #expect(try await MountCalls(daemon).live().isEmpty, "\(daemon.log)")
+            #expect(daemon.log.contains("dropped the record of a mount that is gone"), "\(daemon.log)")
+            #expect(try await MountCalls(other).live().map(\.target) == [theirs])
+            #expect(try Tree.read(theirs + "/owner") == "the other daemon")
+            #expect(try await CheckedAPI(daemon).remove("a").status == 204)
+        }
+    }
+
     /// Gives the record of the daemon's mount at `target` the kernel identity of the
     /// mount now at `other`, as when the kernel hands a gone mount's id and device to a
     /// newer mount. The daemon must be stopped.
