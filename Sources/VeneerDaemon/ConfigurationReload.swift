@@ -51,21 +51,19 @@ final class ConfigurationReload: Sendable {
         case .success(let new):
             result = .success(apply(new, to: snapshotter, trigger: trigger))
             rejection.withLock { $0 = nil }
-            if let summary = try? await StatusReporter.summary(snapshotter: snapshotter) {
-                Systemd.status(summary)
-            }
         case .failure(let error):
             logger.error(
                 "reload rejected; keeping the running configuration",
                 metadata: ["error": "\(error)", "trigger": "\(trigger)"])
-            let note = "reload rejected: \(error)"
-            rejection.withLock { $0 = note }
-            let summary = (try? await StatusReporter.summary(snapshotter: snapshotter)) ?? ""
-            Systemd.status(summary.isEmpty ? note : "\(summary); \(note)")
+            rejection.withLock { $0 = "reload rejected: \(error)" }
             result = .failure(
                 .failedPrecondition(
                     "the configuration was not reloaded: \(error); the running configuration is kept; fix \(path) and reload again"
                 ))
+        }
+        // The status shows the outcome before READY=1 ends the reload.
+        if let line = await StatusReporter.line(snapshotter: snapshotter, note: statusNote) {
+            Systemd.status(line)
         }
         Systemd.ready()
         await gate.leave()

@@ -26,6 +26,17 @@ struct StatusReporter: Service {
     /// Appended to the line when set (a rejected reload).
     let note: @Sendable () -> String?
 
+    /// The STATUS= line: the summary, then the note when there is one. A summary that
+    /// cannot be read leaves the note alone (or nil without one).
+    static func line(snapshotter: Snapshotter, note: String?) async -> String? {
+        let summary = try? await Self.summary(snapshotter: snapshotter)
+        switch (summary, note) {
+        case (let summary?, let note?): return summary + "; " + note
+        case (let summary?, nil): return summary
+        case (nil, let note): return note
+        }
+    }
+
     static func summary(snapshotter: Snapshotter) async throws -> String {
         let counts = try await snapshotter.counts()
         let mounts = try await snapshotter.store.mounts().count
@@ -39,12 +50,9 @@ struct StatusReporter: Service {
         try? await cancelWhenGracefulShutdown {
             var last = ""
             while true {
-                if var line = try? await Self.summary(snapshotter: snapshotter) {
-                    if let note = note() { line += "; " + note }
-                    if line != last {
-                        Systemd.status(line)
-                        last = line
-                    }
+                if let line = await Self.line(snapshotter: snapshotter, note: note()), line != last {
+                    Systemd.status(line)
+                    last = line
                 }
                 try await Task.sleep(for: .milliseconds(500))
             }

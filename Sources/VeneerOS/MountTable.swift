@@ -51,6 +51,17 @@ public struct MountEntry: Sendable, Equatable {
     }
 }
 
+extension MountEntry {
+    /// Whether `path` is a whole value, or one `:`-separated element of a value, among
+    /// the comma-separated options (`lowerdir=/a:/b,upperdir=/c`).
+    public func optionsName(_ path: String) -> Bool {
+        options.split(separator: ",").contains { option in
+            guard let equals = option.firstIndex(of: "=") else { return false }
+            return option[option.index(after: equals)...].split(separator: ":").contains { $0.utf8.elementsEqual(path.utf8) }
+        }
+    }
+}
+
 /// The calling process's mounts, read through libmount's table parser.
 public enum MountTable {
     public static let mountInfoPath = "/proc/self/mountinfo"

@@ -186,7 +186,7 @@ extension Snapshotter {
                 return nil
             }
             guard entry.fsType == "overlay", let layer = layers.first, let inRoot = belowRoot(layer) else { return false }
-            return Self.options(entry.options, name: stateRoot.path + inRoot)
+            return entry.optionsName(stateRoot.path + inRoot)
         }
         guard let inRoot = belowRoot(mount.source) else { return false }
         guard let location = stateRoot.fileSystemLocation(of: inRoot, in: entries) else {
@@ -194,15 +194,6 @@ extension Snapshotter {
         }
         return entry.root == location.path && entry.deviceMajor == location.deviceMajor
             && entry.deviceMinor == location.deviceMinor
-    }
-
-    /// Whether `path` is a whole value, or one `:`-separated element of a value, among
-    /// the comma-separated `options` (`lowerdir=/a:/b,upperdir=/c`).
-    static func options(_ options: String, name path: String) -> Bool {
-        options.split(separator: ",").contains { option in
-            guard let equals = option.firstIndex(of: "=") else { return false }
-            return option[option.index(after: equals)...].split(separator: ":").contains { $0.utf8.elementsEqual(path.utf8) }
-        }
     }
 
     /// The mount `expected` of `record` is not at the record's target: when it is
