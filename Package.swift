@@ -27,12 +27,19 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
-        // Domain core: model, rules, filters, mount planning. Pure Swift.
+        // The domain: snapshots, their rules, errors and mount planning. Pure Swift; no
+        // JSON, no filter language, no wire types.
         .target(name: "VeneerCore", swiftSettings: strict),
+        // containerd's filter language, with its RE2 engine for `~=`.
+        .target(name: "VeneerFilter", dependencies: ["VeneerCore"], swiftSettings: strict),
+        // The one JSON machinery: a strict parser, a decoder over what it parses, a writer.
+        .target(name: "VeneerJSON", dependencies: ["VeneerCore"], swiftSettings: strict),
+        // The v1 HTTP wire types, shared by the daemon and its clients.
+        .target(name: "VeneerWire", dependencies: ["VeneerCore", "VeneerJSON"], swiftSettings: strict),
         // Metadata store on SQLite.
         .target(
             name: "VeneerStore",
-            dependencies: ["VeneerCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["VeneerCore", "VeneerJSON", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         // The only code that talks to libc and system C libraries.
@@ -44,7 +51,7 @@ let package = Package(
         .target(
             name: "VeneerSnapshotter",
             dependencies: [
-                "VeneerCore", "VeneerStore", "VeneerOS",
+                "VeneerCore", "VeneerFilter", "VeneerStore", "VeneerOS",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -53,7 +60,7 @@ let package = Package(
         .target(
             name: "VeneerAPI",
             dependencies: [
-                "VeneerCore", "VeneerSnapshotter",
+                "VeneerCore", "VeneerJSON", "VeneerWire", "VeneerSnapshotter",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -67,7 +74,7 @@ let package = Package(
         .target(
             name: "VeneerDaemon",
             dependencies: [
-                "VeneerCore", "VeneerOS", "VeneerSnapshotter", "VeneerAPI",
+                "VeneerCore", "VeneerWire", "VeneerOS", "VeneerSnapshotter", "VeneerAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -86,7 +93,7 @@ let package = Package(
         .target(
             name: "VeneerClient",
             dependencies: [
-                "VeneerCore",
+                "VeneerCore", "VeneerWire",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -103,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "veneer",
             dependencies: [
-                "VeneerCore", "VeneerClient",
+                "VeneerCore", "VeneerWire", "VeneerClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -111,21 +118,25 @@ let package = Package(
         .executableTarget(
             name: "veneer-bench",
             dependencies: [
-                "VeneerCore", "VeneerOS",
+                "VeneerCore", "VeneerWire", "VeneerOS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
         .testTarget(name: "VeneerCoreTests", dependencies: ["VeneerCore"], swiftSettings: strict),
+        .testTarget(name: "VeneerFilterTests", dependencies: ["VeneerFilter", "VeneerCore"], swiftSettings: strict),
+        .testTarget(
+            name: "VeneerJSONTests", dependencies: ["VeneerJSON", "VeneerWire", "VeneerCore"], swiftSettings: strict),
+        .testTarget(name: "VeneerWireTests", dependencies: ["VeneerWire", "VeneerCore"], swiftSettings: strict),
         .testTarget(
             name: "VeneerStoreTests",
-            dependencies: ["VeneerStore", "VeneerCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["VeneerStore", "VeneerCore", "VeneerJSON", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .testTarget(name: "VeneerOSTests", dependencies: ["VeneerOS"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",
-            dependencies: ["VeneerCore", "VeneerClient", "VeneerOS"],
+            dependencies: ["VeneerCore", "VeneerWire", "VeneerClient", "VeneerOS"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -136,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "VeneerAPITests",
             dependencies: [
-                "VeneerAPI", "VeneerCore", "VeneerSnapshotter",
+                "VeneerAPI", "VeneerCore", "VeneerJSON", "VeneerWire", "VeneerSnapshotter",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -147,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "VeneerDaemonTests",
             dependencies: [
-                "VeneerDaemon",
+                "VeneerDaemon", "VeneerCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -159,7 +170,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "VeneerCore", "VeneerClient", "VeneerOS",
+                "VeneerCore", "VeneerWire", "VeneerClient", "VeneerOS",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict

@@ -4,7 +4,9 @@ import Logging
 import NIOCore
 import NIOHTTPTypes
 import VeneerCore
+import VeneerJSON
 import VeneerSnapshotter
+import VeneerWire
 
 /// The API's two hottest requests, answered on the connection's event loop instead of
 /// going through Hummingbird's connection loop, router and middleware:

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import VeneerCore
+import VeneerWire
 
 extension VeneerError.Code {
     /// HTTP status of each error code.

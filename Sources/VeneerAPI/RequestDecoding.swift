@@ -2,6 +2,8 @@ import Foundation
 import Hummingbird
 import NIOCore
 import VeneerCore
+import VeneerJSON
+import VeneerWire
 
 /// Largest request body accepted.
 public let maxRequestBodyBytes = 1 << 20

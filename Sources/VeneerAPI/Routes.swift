@@ -2,8 +2,10 @@ import Foundation
 import Hummingbird
 import Logging
 import VeneerCore
+import VeneerJSON
 import VeneerOS
 import VeneerSnapshotter
+import VeneerWire
 
 /// Facts about the running daemon that `/v1/status` reports.
 public struct ServerFacts: Sendable {

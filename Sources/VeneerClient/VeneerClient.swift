@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import VeneerCore
+import VeneerWire
 
 /// An HTTP answer as the daemon sent it.
 public struct RawResponse: Sendable {

@@ -55,3 +55,17 @@ public struct Mount: Sendable, Equatable, Codable {
         self.options = options
     }
 }
+
+/// Number of snapshots of each kind.
+public struct KindCounts: Sendable, Equatable, Codable {
+    public var active: Int
+    public var view: Int
+    public var committed: Int
+    public var total: Int { active + view + committed }
+
+    public init(active: Int = 0, view: Int = 0, committed: Int = 0) {
+        self.active = active
+        self.view = view
+        self.committed = committed
+    }
+}

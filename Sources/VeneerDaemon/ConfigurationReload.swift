@@ -3,6 +3,7 @@ import Synchronization
 import VeneerCore
 import VeneerOS
 import VeneerSnapshotter
+import VeneerWire
 
 /// Reads the configuration file again and applies what can change while running: the
 /// log level, `max_depth`, `overlay_options` and the connection settings. SIGHUP and

@@ -8,6 +8,7 @@ import VeneerAPI
 import VeneerCore
 import VeneerOS
 import VeneerSnapshotter
+import VeneerWire
 
 /// The daemon: opens the state root, recovers, serves the API on the socket until
 /// SIGTERM or SIGINT, then finishes in-flight requests and removes the socket it bound.

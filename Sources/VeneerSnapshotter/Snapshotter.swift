@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 import VeneerCore
+import VeneerFilter
 import VeneerOS
 import VeneerStore
 

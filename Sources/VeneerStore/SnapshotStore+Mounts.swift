@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Synchronization
 import VeneerCore
+import VeneerJSON
 
 /// Records of the mounts the daemon made.
 extension SnapshotStore {
@@ -12,7 +13,14 @@ extension SnapshotStore {
 
     static func mountRecord(_ row: Row) throws -> MountRecord {
         let mountsText: String = row[4]
-        let mounts = try JSONDecoder().decode([Mount].self, from: Data(mountsText.utf8))
+        let mounts: [Mount]
+        do {
+            mounts = try StrictJSON.decode([Mount].self, from: StrictJSON.parse(Array(mountsText.utf8)))
+        } catch {
+            let target: String = row[0]
+            throw VeneerError.internal(
+                "database holds mounts of \(quoted(target)) that are not a JSON list of mounts: \(error)")
+        }
         return MountRecord(
             target: row[0], snapshotID: row[1], key: row[2], readonly: row[3], mounts: mounts,
             mountedAt: Timestamp(nanosecondsSinceEpoch: row[5]), mountID: (row[6] as Int64?).map { UInt64(bitPattern: $0) },

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Synchronization
 import VeneerCore
+import VeneerJSON
 
 /// One row of the snapshots table.
 public struct SnapshotRecord: Sendable, Equatable {

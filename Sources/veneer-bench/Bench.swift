@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VeneerCore
 import VeneerOS
+import VeneerWire
 
 /// Measures the daemon through its socket: prepare+commit+remove cycles, stats and
 /// lists, with concurrent clients. Starts its own veneerd on a temporary root unless

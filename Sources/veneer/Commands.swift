@@ -1,6 +1,7 @@
 import ArgumentParser
 import VeneerClient
 import VeneerCore
+import VeneerWire
 
 private let labelHelp = ArgumentHelp("Set a label on the snapshot (repeatable).", valueName: "name=value")
 private let targetHelp = ArgumentHelp(

@@ -1,6 +1,7 @@
 // Pure formatting for the CLI's output meant for people. Nothing here does I/O.
 
 import VeneerCore
+import VeneerWire
 
 enum Format {
     /// A key or label as shown in tables and lines: verbatim, unless it is empty or holds

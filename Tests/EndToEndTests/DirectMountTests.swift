@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerWire
 
 /// `POST /v1/mounts` is carried out on the connection's event loop unless the request
 /// has a `Connection` header, which sends it through the router. These tests send the

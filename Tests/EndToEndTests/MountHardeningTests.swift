@@ -3,6 +3,7 @@ import Testing
 import VeneerClient
 import VeneerCore
 import VeneerOS
+import VeneerWire
 
 #if canImport(Glibc)
 import Glibc

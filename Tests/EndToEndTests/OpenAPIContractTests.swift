@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeneerWire
 
 /// Tests of the contract checker itself, on hand-made bodies; no daemon involved.
 @Suite struct OpenAPIContractTests {

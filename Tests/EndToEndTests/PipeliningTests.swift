@@ -3,6 +3,7 @@ import Testing
 import VeneerClient
 import VeneerCore
 import VeneerOS
+import VeneerWire
 
 extension RawHTTP {
     /// Sends `requests` (complete HTTP/1.1 requests) in one write on one connection and

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerWire
 
 /// A small seeded generator, so that a failing race can be run again with its seed.
 struct SeededGenerator: RandomNumberGenerator {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerWire
 
 @Suite("Smoke")
 struct SmokeTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerWire
 
 @Suite("One daemon per state root")
 struct StateRootLockTests {

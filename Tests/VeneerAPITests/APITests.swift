@@ -6,6 +6,7 @@ import Testing
 import VeneerCore
 import VeneerOS
 import VeneerSnapshotter
+import VeneerWire
 
 @testable import VeneerAPI
 

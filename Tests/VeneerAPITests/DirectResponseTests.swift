@@ -6,6 +6,7 @@ import NIOHTTPTypes
 import Testing
 import VeneerAPI
 import VeneerCore
+import VeneerJSON
 import VeneerSnapshotter
 
 /// Records the inbound events that reach the end of the pipeline (where Hummingbird's

@@ -7,6 +7,7 @@ import NIOHTTPTypes
 import Testing
 import VeneerAPI
 import VeneerCore
+import VeneerWire
 
 /// Takes the errors that reach the end of the pipeline, as Hummingbird's connection
 /// loop would, so that the embedded channel does not rethrow them.

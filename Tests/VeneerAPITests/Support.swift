@@ -8,6 +8,7 @@ import VeneerAPI
 import VeneerCore
 import VeneerOS
 import VeneerSnapshotter
+import VeneerWire
 
 #if canImport(Glibc)
 import Glibc

@@ -2,6 +2,7 @@ import Dispatch
 import Synchronization
 import Testing
 import VeneerCore
+import VeneerJSON
 import VeneerStore
 
 #if canImport(Glibc)

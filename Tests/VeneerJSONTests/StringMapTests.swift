@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VeneerCore
+import VeneerJSON
 
 /// Labels as the store keeps them: written by `JSONWriter.stringMap`, read by
 /// `StrictJSON.stringMap`.

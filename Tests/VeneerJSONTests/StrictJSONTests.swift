@@ -1,5 +1,6 @@
 import Testing
 import VeneerCore
+import VeneerJSON
 
 @Suite("Strict JSON syntax")
 struct StrictJSONTests {

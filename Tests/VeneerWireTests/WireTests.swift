@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VeneerCore
+import VeneerWire
 
 private func decode<T: Decodable>(_ type: T.Type, _ json: String) throws -> T {
     try JSONDecoder().decode(type, from: Data(json.utf8))

@@ -1,5 +1,5 @@
 import Testing
-import VeneerCore
+import VeneerDaemon
 
 @Suite("Log text")
 struct LogTextTests {

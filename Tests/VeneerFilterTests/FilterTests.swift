@@ -1,5 +1,6 @@
 import Testing
 import VeneerCore
+import VeneerFilter
 
 private let t0 = Timestamp(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
 

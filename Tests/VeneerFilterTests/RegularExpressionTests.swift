@@ -1,5 +1,6 @@
 import Testing
 import VeneerCore
+import VeneerFilter
 
 @Suite("Regular expressions of ~= filters (RE2 syntax, no backtracking)")
 struct RegularExpressionTests {

@@ -1,3 +1,5 @@
+import VeneerCore
+
 /// A syntax check of JSON text per RFC 8259, stricter than Foundation's decoder:
 /// no trailing commas, no comments, no duplicate names in an object, valid UTF-8 and
 /// escapes, and nesting at most 64 deep. Request bodies pass it before they are decoded.

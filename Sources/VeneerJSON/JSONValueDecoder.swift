@@ -1,3 +1,5 @@
+import VeneerCore
+
 /// A JSON value parsed by ``StrictJSON``.
 public enum JSONValue: Sendable {
     /// An object's fields, in the order they were written.

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import VeneerCore
+import VeneerJSON
+import VeneerWire
 
 /// `StrictJSON.decode` against Foundation's `JSONDecoder`, which it replaces for request
 /// bodies: for each body both must give the same value, or errors of the same shape
