@@ -47,20 +47,21 @@ let package = Package(
         .systemLibrary(name: "CMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "VeneerOS", dependencies: ["CVeneerOS", "CMount", "CSystemd"], swiftSettings: strict),
-        // Snapshot lifecycle: ties the core rules, the store and the file system together.
+        // The service every front end calls: the containerd verbs, daemon-made mounts,
+        // status and cleanup. It owns the store and the work on the file system.
         .target(
-            name: "VeneerSnapshotter",
+            name: "VeneerService",
             dependencies: [
                 "VeneerCore", "VeneerFilter", "VeneerStore", "VeneerOS",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
-        // HTTP routes, JSON bodies, error mapping.
+        // The HTTP front end: a thin adapter over the service (routes, bodies, statuses).
         .target(
             name: "VeneerAPI",
             dependencies: [
-                "VeneerCore", "VeneerJSON", "VeneerWire", "VeneerSnapshotter",
+                "VeneerCore", "VeneerJSON", "VeneerWire", "VeneerService",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -74,7 +75,7 @@ let package = Package(
         .target(
             name: "VeneerDaemon",
             dependencies: [
-                "VeneerCore", "VeneerWire", "VeneerOS", "VeneerSnapshotter", "VeneerAPI",
+                "VeneerCore", "VeneerWire", "VeneerOS", "VeneerService", "VeneerAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -123,31 +124,50 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "VeneerCoreTests", dependencies: ["VeneerCore"], swiftSettings: strict),
-        .testTarget(name: "VeneerFilterTests", dependencies: ["VeneerFilter", "VeneerCore"], swiftSettings: strict),
+        // Shared by every test target: temporary directories, running programs, the
+        // mount table, a raw HTTP/1.1 client, a real veneerd process, loggers.
+        .target(
+            name: "VeneerTestSupport",
+            dependencies: [
+                "VeneerCore", "VeneerClient", "VeneerOS",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/VeneerTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "VeneerCoreTests", dependencies: ["VeneerTestSupport", "VeneerCore"], swiftSettings: strict),
         .testTarget(
-            name: "VeneerJSONTests", dependencies: ["VeneerJSON", "VeneerWire", "VeneerCore"], swiftSettings: strict),
-        .testTarget(name: "VeneerWireTests", dependencies: ["VeneerWire", "VeneerCore"], swiftSettings: strict),
+            name: "VeneerFilterTests", dependencies: ["VeneerTestSupport", "VeneerFilter", "VeneerCore"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "VeneerJSONTests", dependencies: ["VeneerTestSupport", "VeneerJSON", "VeneerWire", "VeneerCore"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "VeneerWireTests", dependencies: ["VeneerTestSupport", "VeneerWire", "VeneerCore"],
+            swiftSettings: strict),
         .testTarget(
             name: "VeneerStoreTests",
-            dependencies: ["VeneerStore", "VeneerCore", "VeneerJSON", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "VeneerTestSupport", "VeneerStore", "VeneerCore", "VeneerJSON",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
-        .testTarget(name: "VeneerOSTests", dependencies: ["VeneerOS"], swiftSettings: strict),
+        .testTarget(name: "VeneerOSTests", dependencies: ["VeneerTestSupport", "VeneerOS"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",
-            dependencies: ["VeneerCore", "VeneerWire", "VeneerClient", "VeneerOS"],
+            dependencies: ["VeneerTestSupport", "VeneerCore", "VeneerWire", "VeneerClient", "VeneerOS"],
             swiftSettings: strict
         ),
         .testTarget(
-            name: "VeneerSnapshotterTests",
-            dependencies: ["VeneerSnapshotter", "VeneerCore", "VeneerOS"],
+            name: "VeneerServiceTests",
+            dependencies: ["VeneerTestSupport", "VeneerService", "VeneerCore", "VeneerOS"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "VeneerAPITests",
             dependencies: [
-                "VeneerAPI", "VeneerCore", "VeneerJSON", "VeneerWire", "VeneerSnapshotter",
+                "VeneerTestSupport", "VeneerAPI", "VeneerCore", "VeneerJSON", "VeneerWire", "VeneerService",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -158,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "VeneerDaemonTests",
             dependencies: [
-                "VeneerDaemon", "VeneerCore",
+                "VeneerTestSupport", "VeneerDaemon", "VeneerCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -170,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "VeneerCore", "VeneerWire", "VeneerClient", "VeneerOS",
+                "VeneerTestSupport", "VeneerCore", "VeneerJSON", "VeneerWire", "VeneerClient", "VeneerOS",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict

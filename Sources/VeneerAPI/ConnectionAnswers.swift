@@ -1,5 +1,6 @@
 import HTTPTypes
 import VeneerCore
+import VeneerWire
 
 /// Whole HTTP/1.1 responses, as bytes, for connections the daemon answers and closes
 /// before any request on them reaches the HTTP codec or the router: a connection over
@@ -17,13 +18,17 @@ public enum ConnectionAnswers {
     /// A `408`: the head of a request did not arrive within `seconds`.
     public static func requestTimeout(seconds: Int, serverName: String?) -> [UInt8] {
         raw(
-            .init(
+            APIError(
                 .requestTimeout,
                 "the request's head did not arrive within \(seconds) s (read_timeout); send each request whole, and promptly; the connection is closed"),
             serverName: serverName)
     }
 
     static func raw(_ error: VeneerError, serverName: String?) -> [UInt8] {
+        raw(APIError(error), serverName: serverName)
+    }
+
+    static func raw(_ error: APIError, serverName: String?) -> [UInt8] {
         let status = error.code.httpStatus
         let body = JSON.errorBody(error)
         var head = "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"

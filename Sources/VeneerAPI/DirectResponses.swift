@@ -5,7 +5,7 @@ import NIOCore
 import NIOHTTPTypes
 import VeneerCore
 import VeneerJSON
-import VeneerSnapshotter
+import VeneerService
 import VeneerWire
 
 /// The API's two hottest requests, answered on the connection's event loop instead of
@@ -51,8 +51,8 @@ public struct DirectRoutes: Sendable {
 
     /// Decodes a mount request whose body was read, with the router's checks. Quick
     /// and without system calls: it runs on the event loop, where the body just was.
-    func decodeMount(contentType: String?, body: [UInt8]) -> Result<MountRequest, VeneerError> {
-        Result { () throws(VeneerError) -> MountRequest in
+    func decodeMount(contentType: String?, body: [UInt8]) -> Result<MountRequest, APIError> {
+        Result { () throws(APIError) -> MountRequest in
             try RequestDecoding.decode(MountRequest.self, contentType: contentType, bytes: body, what: MountRoute.what)
         }
     }
@@ -192,7 +192,7 @@ public final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannel
         case .success(let decoded):
             request = decoded
         case .failure(let error):
-            let (status, answer) = JSON.answer(error, logger: logger)
+            let (status, answer) = JSON.answer(error)
             finishMount(status: status, body: answer, context: context)
             return
         }

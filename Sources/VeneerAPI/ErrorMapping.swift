@@ -7,7 +7,25 @@ import NIOHTTP1
 import VeneerCore
 import VeneerWire
 
-extension VeneerError.Code {
+/// An error as the HTTP API answers it: a service error, or one of the refusals only
+/// HTTP has (413, 415, 405, 408), made before a request reaches the service.
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    public var code: APIErrorCode
+    public var message: String
+
+    public init(_ code: APIErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public init(_ error: VeneerError) {
+        self.init(APIErrorCode(error.code), error.message)
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+extension APIErrorCode {
     /// HTTP status of each error code.
     public var httpStatus: HTTPResponse.Status {
         switch self {
@@ -49,21 +67,32 @@ enum JSON {
             body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
-    static func error(_ error: VeneerError) -> Response {
+    static func error(_ error: APIError) -> Response {
         response(bytes: errorBody(error), status: error.code.httpStatus)
     }
 
+    static func error(_ error: VeneerError) -> Response { self.error(APIError(error)) }
+
     /// An error as the API answers it, whichever path answers: internal errors are
-    /// logged (they are the daemon's fault, not the client's), then the status and body.
+    /// logged with their cause (they are the daemon's fault, not the client's), then
+    /// the status and body.
     static func answer(_ error: VeneerError, logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
         if error.code == .internal {
-            logger.error("internal error", metadata: ["error": "\(error.message)"])
+            var metadata: Logger.Metadata = ["error": "\(error.message)"]
+            if let cause = error.cause { metadata["cause"] = "\(cause)" }
+            logger.error("internal error", metadata: metadata)
         }
-        return (error.code.httpStatus, errorBody(error))
+        return answer(APIError(error))
     }
 
+    static func answer(_ error: APIError) -> (HTTPResponse.Status, [UInt8]) {
+        (error.code.httpStatus, errorBody(error))
+    }
+
+    static func errorBody(_ error: VeneerError) -> [UInt8] { errorBody(APIError(error)) }
+
     /// The `{"error": {"code", "message"}}` body of `error`, newline-terminated.
-    static func errorBody(_ error: VeneerError) -> [UInt8] {
+    static func errorBody(_ error: APIError) -> [UInt8] {
         // Encoding two strings cannot fail; fall back to a fixed body all the same.
         guard let data = try? encoder.encode(ErrorResponse(code: error.code.rawValue, message: error.message)) else {
             return Array(#"{"error":{"code":"internal","message":"cannot encode an error"}}"#.utf8) + [UInt8(ascii: "\n")]
@@ -87,13 +116,16 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as VeneerError {
             let (status, body) = JSON.answer(error, logger: context.logger)
             return JSON.response(bytes: body, status: status)
+        } catch let error as APIError {
+            let (status, body) = JSON.answer(error)
+            return JSON.response(bytes: body, status: status)
         } catch let error as HTTPError where error.status == .notFound {
             return JSON.error(.notFound(
                 "no route for \(request.method) \(request.uri.path); see api/openapi.yaml for the endpoints"))
         } catch is NIOTooManyBytesError {
-            return JSON.error(.init(.payloadTooLarge, "request body is larger than 1 MiB; send a smaller body"))
+            return JSON.error(APIError(.payloadTooLarge, "request body is larger than 1 MiB; send a smaller body"))
         } catch let error as HTTPResponseError {
-            let code: VeneerError.Code =
+            let code: APIErrorCode =
                 switch error.status.code {
                 case 413: .payloadTooLarge
                 case 415: .unsupportedMediaType
@@ -101,7 +133,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 case 503: .unavailable
                 default: .internal
                 }
-            return JSON.error(.init(code, "request failed: \(error.status)"))
+            return JSON.error(APIError(code, "request failed: \(error.status)"))
         } catch {
             context.logger.error("unexpected error", metadata: ["error": "\(error)"])
             return JSON.error(.internal("unexpected error: \(error)"))

@@ -25,34 +25,34 @@ enum RequestDecoding {
     /// checks and errors of ``body(_:from:what:)``.
     static func decode<T: Decodable>(
         _ type: T.Type, contentType: String?, bytes: [UInt8], what: String
-    ) throws(VeneerError) -> T {
+    ) throws(APIError) -> T {
         try checkMediaType(contentType, what: what)
         if bytes.isEmpty {
-            throw VeneerError.invalidArgument("\(what) needs a JSON body")
+            throw APIError(.invalidArgument, "\(what) needs a JSON body")
         }
         if contentType == nil {
-            throw VeneerError(
+            throw APIError(
                 .unsupportedMediaType, "\(what) has no Content-Type; send Content-Type: application/json")
         }
         let value: JSONValue
         do {
             value = try StrictJSON.parse(bytes)
         } catch {
-            throw VeneerError.invalidArgument("\(what) is not valid: \(error.message)")
+            throw APIError(.invalidArgument, "\(what) is not valid: \(error.message)")
         }
         do {
             return try StrictJSON.decode(T.self, from: value)
         } catch let error as VeneerError {
-            throw error
+            throw APIError(error)
         } catch let error as DecodingError {
-            throw VeneerError.invalidArgument("\(what) is not valid: \(describe(error))")
+            throw APIError(.invalidArgument, "\(what) is not valid: \(describe(error))")
         } catch {
-            throw VeneerError.invalidArgument("\(what) is not valid JSON: \(error)")
+            throw APIError(.invalidArgument, "\(what) is not valid JSON: \(error)")
         }
     }
 
     /// A body, when it says what it is, must say JSON.
-    private static func checkMediaType(_ contentType: String?, what: String) throws(VeneerError) {
+    private static func checkMediaType(_ contentType: String?, what: String) throws(APIError) {
         guard let contentType else { return }
         // The media type before any parameter, without the spaces around it; its case
         // does not matter.
@@ -66,7 +66,7 @@ enum RequestDecoding {
                 return byte == expected || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte + 32 == expected)
             }
         if !isJSON {
-            throw VeneerError(
+            throw APIError(
                 .unsupportedMediaType, "\(what) must be JSON, not \(contentType); send Content-Type: application/json")
         }
     }

@@ -106,7 +106,7 @@ struct RouteMatchMiddleware<Context: RequestContext>: RouterMiddleware {
             guard let methods = table.methods(of: path) else { throw error }
             let allowed = methods.map(\.rawValue).joined(separator: ", ")
             var response = JSON.error(
-                .init(.methodNotAllowed, "\(request.method) is not allowed on \(path); use one of \(allowed)"))
+                APIError(.methodNotAllowed, "\(request.method) is not allowed on \(path); use one of \(allowed)"))
             response.headers[.allow] = allowed
             return response
         }

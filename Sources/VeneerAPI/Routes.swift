@@ -3,8 +3,7 @@ import Hummingbird
 import Logging
 import VeneerCore
 import VeneerJSON
-import VeneerOS
-import VeneerSnapshotter
+import VeneerService
 import VeneerWire
 
 /// Facts about the running daemon that `/v1/status` reports.
@@ -13,15 +12,12 @@ public struct ServerFacts: Sendable {
     public var rootFilesystem: String
     public var socket: String
     public var overlay: OverlayFeatureReport
-    /// Monotonic start time, for the uptime.
-    public var startedAt: Int64
 
-    public init(root: String, rootFilesystem: String, socket: String, overlay: OverlayFeatureReport, startedAt: Int64) {
+    public init(root: String, rootFilesystem: String, socket: String, overlay: OverlayFeatureReport) {
         self.root = root
         self.rootFilesystem = rootFilesystem
         self.socket = socket
         self.overlay = overlay
-        self.startedAt = startedAt
     }
 }
 
@@ -43,7 +39,7 @@ public enum API {
         api.add(.post, "/v1/snapshots") { request, _ -> Response in
             let body = try await RequestDecoding.body(PrepareRequest.self, from: request, what: "the prepare request")
             _ = try RequestDecoding.query(request, allowed: [])
-            let (info, mounts) = try await snapshotter.create(
+            let (info, mounts) = try await snapshotter.prepare(
                 key: body.key, parent: body.parent, kind: body.kind ?? .active, labels: body.labels ?? [:])
             return JSON.response(bytes: JSONWriter.prepared(info, mounts), status: .created)
         }
@@ -164,12 +160,11 @@ public enum API {
 }
 
 public func status(snapshotter: Snapshotter, facts: ServerFacts) async throws(VeneerError) -> StatusResponse {
-    let counts = try await snapshotter.counts()
-    let uptime = Double(SystemClock.monotonicNanoseconds() - facts.startedAt) / 1e9
+    let status = try await snapshotter.status()
     return StatusResponse(
         version: Veneer.version, root: facts.root, rootFilesystem: facts.rootFilesystem, socket: facts.socket,
-        snapshots: counts, mounts: try await snapshotter.store.mounts().count, maxDepth: snapshotter.maxDepth,
-        deepestChain: try await snapshotter.store.deepestChain(), overlay: facts.overlay, uptimeSeconds: uptime)
+        snapshots: status.snapshots, mounts: status.mounts, maxDepth: status.maxDepth,
+        deepestChain: status.deepestChain, overlay: facts.overlay, uptimeSeconds: status.uptimeSeconds)
 }
 
 /// One debug line per request: method, path, status, duration.
@@ -180,9 +175,9 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
         guard context.logger.logLevel <= .debug else {
             return try await next(request, context)
         }
-        let start = SystemClock.monotonicNanoseconds()
+        let start = ContinuousClock.now
         let response = try await next(request, context)
-        let micros = (SystemClock.monotonicNanoseconds() - start) / 1000
+        let micros = Int64((ContinuousClock.now - start) / .microseconds(1))
         context.logger.debug(
             "request",
             metadata: [

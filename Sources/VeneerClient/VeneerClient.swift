@@ -210,7 +210,7 @@ public struct VeneerClient: Sendable {
         do {
             return Array(try encoder.encode(value))
         } catch {
-            throw .internal("cannot encode the request as JSON: \(error)")
+            throw .internal("cannot encode the request as JSON: \(error)", cause: error)
         }
     }
 
@@ -240,7 +240,7 @@ public struct VeneerClient: Sendable {
     {
         if response.status == status { return }
         if let answer = try? JSONDecoder().decode(ErrorResponse.self, from: Data(response.body)) {
-            let code = VeneerError.Code(rawValue: answer.error.code) ?? .internal
+            let code = APIErrorCode(rawValue: answer.error.code)?.serviceCode ?? .internal
             throw VeneerError(code, answer.error.message)
         }
         var message =
@@ -295,7 +295,7 @@ public struct VeneerClient: Sendable {
                 return .invalidArgument(
                     "cannot form a request from socket path \(quoted(socketPath)) and path \(quoted(path)): \(error)")
             default:
-                return .internal("request \(method) \(path) to veneerd at \(socketPath) failed: \(error)")
+                return .internal("request \(method) \(path) to veneerd at \(socketPath) failed: \(error)", cause: error)
             }
         }
         return .unavailable("request \(method) \(path) to veneerd at \(socketPath) failed: \(error)")

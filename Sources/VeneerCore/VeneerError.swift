@@ -1,6 +1,7 @@
 /// The one error type of Veneer. Every failure that reaches a client carries
 /// one of these stable codes and a message that names the object and says
-/// what to do about it.
+/// what to do about it. Each front end maps the codes to its own statuses (HTTP in the
+/// API module, gRPC in its adapter).
 public struct VeneerError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Code: String, Sendable, Codable, CaseIterable {
         case invalidArgument = "invalid_argument"
@@ -10,25 +11,26 @@ public struct VeneerError: Error, Sendable, Equatable, CustomStringConvertible {
         case resourceExhausted = "resource_exhausted"
         case unavailable = "unavailable"
         case `internal` = "internal"
-        /// A request body over the size limit (HTTP 413).
-        case payloadTooLarge = "payload_too_large"
-        /// A request body that is not JSON (HTTP 415).
-        case unsupportedMediaType = "unsupported_media_type"
-        /// A method that an existing path does not answer (HTTP 405).
-        case methodNotAllowed = "method_not_allowed"
-        /// A request that did not arrive in time (HTTP 408); the connection is closed.
-        case requestTimeout = "request_timeout"
     }
 
     public var code: Code
     public var message: String
+    /// What failed underneath (a system call, the database), for the daemon's log; a
+    /// client sees the message only.
+    public var cause: (any Error)?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
+        self.cause = cause
     }
 
     public var description: String { "\(code.rawValue): \(message)" }
+
+    /// Two errors are equal when their codes and messages are; causes are not compared.
+    public static func == (lhs: VeneerError, rhs: VeneerError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+    }
 
     public static func invalidArgument(_ message: String) -> VeneerError { .init(.invalidArgument, message) }
     public static func notFound(_ message: String) -> VeneerError { .init(.notFound, message) }
@@ -36,7 +38,9 @@ public struct VeneerError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func failedPrecondition(_ message: String) -> VeneerError { .init(.failedPrecondition, message) }
     public static func resourceExhausted(_ message: String) -> VeneerError { .init(.resourceExhausted, message) }
     public static func unavailable(_ message: String) -> VeneerError { .init(.unavailable, message) }
-    public static func `internal`(_ message: String) -> VeneerError { .init(.internal, message) }
+    public static func `internal`(_ message: String, cause: (any Error)? = nil) -> VeneerError {
+        .init(.internal, message, cause: cause)
+    }
 }
 
 /// Quotes a snapshot key for messages, so that keys with spaces or odd bytes stay readable.

@@ -2,7 +2,7 @@ import Logging
 import Synchronization
 import VeneerCore
 import VeneerOS
-import VeneerSnapshotter
+import VeneerService
 import VeneerWire
 
 /// Reads the configuration file again and applies what can change while running: the

@@ -7,7 +7,7 @@ import UnixSignals
 import VeneerAPI
 import VeneerCore
 import VeneerOS
-import VeneerSnapshotter
+import VeneerService
 import VeneerWire
 
 /// The daemon: opens the state root, recovers, serves the API on the socket until
@@ -167,7 +167,7 @@ public struct Daemon: Sendable {
         let root = configuration.root
         let facts = ServerFacts(
             root: root, rootFilesystem: (try? FileSystem.fileSystemType(root)) ?? "unknown", socket: socket,
-            overlay: Self.probeOverlay(root: root), startedAt: SystemClock.monotonicNanoseconds())
+            overlay: Self.probeOverlay(root: root))
         let descriptor: Int32
         if let activated = prepared.activatedSocket {
             descriptor = activated
@@ -195,7 +195,7 @@ public struct Daemon: Sendable {
             policy: connections,
             logger: logger,
             onServerRunning: {
-                if let line = try? await StatusReporter.summary(snapshotter: snapshotter) {
+                if let line = try? await snapshotter.status().summary {
                     Systemd.status(line)
                 }
                 Systemd.ready()

@@ -5,7 +5,7 @@ import UnixSignals
 import VeneerAPI
 import VeneerCore
 import VeneerOS
-import VeneerSnapshotter
+import VeneerService
 
 /// Sends STOPPING=1 when graceful shutdown starts. Listed last in the service group,
 /// so it is the first service told to shut down.
@@ -29,20 +29,12 @@ struct StatusReporter: Service {
     /// The STATUS= line: the summary, then the note when there is one. A summary that
     /// cannot be read leaves the note alone (or nil without one).
     static func line(snapshotter: Snapshotter, note: String?) async -> String? {
-        let summary = try? await Self.summary(snapshotter: snapshotter)
+        let summary = try? await snapshotter.status().summary
         switch (summary, note) {
         case (let summary?, let note?): return summary + "; " + note
         case (let summary?, nil): return summary
         case (nil, let note): return note
         }
-    }
-
-    static func summary(snapshotter: Snapshotter) async throws -> String {
-        let counts = try await snapshotter.counts()
-        let mounts = try await snapshotter.store.mounts().count
-        let deepest = try await snapshotter.store.deepestChain()
-        return "\(counts.total) snapshots (\(counts.active) active, \(counts.view) views), \(mounts) mounts, "
-            + "deepest chain \(deepest)/\(snapshotter.maxDepth)"
     }
 
     func run() async throws {
@@ -74,7 +66,7 @@ struct WatchdogPinger: Service {
         try? await cancelWhenGracefulShutdown {
             while true {
                 do {
-                    try await snapshotter.store.ping()
+                    try await snapshotter.ping()
                     try await Self.probeAPI(socket: socket)
                     Systemd.watchdog()
                 } catch {

@@ -6,6 +6,13 @@ public enum JSONValue: Sendable {
     public struct Object: Sendable {
         var keys: [String] = []
         var values: [String: JSONValue] = [:]
+
+        /// The fields, in the order they were written.
+        public var fields: [(name: String, value: JSONValue)] {
+            keys.compactMap { key in values[key].map { (key, $0) } }
+        }
+
+        public subscript(name: String) -> JSONValue? { values[name] }
     }
 
     case null

@@ -19,7 +19,7 @@ extension SnapshotStore {
         } catch {
             let target: String = row[0]
             throw VeneerError.internal(
-                "database holds mounts of \(quoted(target)) that are not a JSON list of mounts: \(error)")
+                "database holds mounts of \(quoted(target)) that are not a JSON list of mounts: \(error)", cause: error)
         }
         return MountRecord(
             target: row[0], snapshotID: row[1], key: row[2], readonly: row[3], mounts: mounts,

@@ -200,7 +200,7 @@ public final class SnapshotStore: Sendable {
         do {
             labels = try StrictJSON.stringMap(Array(labelsText.utf8))
         } catch {
-            throw VeneerError.internal("database holds labels that are not a JSON object of strings: \(error)")
+            throw VeneerError.internal("database holds labels that are not a JSON object of strings: \(error)", cause: error)
         }
         let size: Int64? = row[8]
         let inodes: Int64? = row[9]
@@ -477,10 +477,10 @@ public final class SnapshotStore: Sendable {
             case .SQLITE_CONSTRAINT:
                 return .failedPrecondition("the change conflicts with stored snapshots: \(error.message ?? "constraint failed"); retry")
             default:
-                return .internal("metadata database error: \(error)")
+                return .internal("metadata database error: \(error)", cause: error)
             }
         }
-        return .internal("unexpected error: \(error)")
+        return .internal("unexpected error: \(error)", cause: error)
     }
 }
 

@@ -109,7 +109,7 @@ enum Output {
         do {
             return String(decoding: try encoder.encode(value), as: UTF8.self)
         } catch {
-            throw .internal("cannot print the answer as JSON: \(error)")
+            throw .internal("cannot print the answer as JSON: \(error)", cause: error)
         }
     }
 }

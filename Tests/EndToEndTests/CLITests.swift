@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)
@@ -9,23 +10,6 @@ import Glibc
 #endif
 
 // MARK: - Running programs
-
-/// How a program ended and what it printed.
-struct ToolResult: CustomStringConvertible {
-    var status: Int32
-    /// False when a signal ended the program.
-    var exited: Bool
-    var stdout: String
-    var stderr: String
-
-    var description: String {
-        "\(exited ? "exit status" : "signal") \(status)\nstdout: \(stdout)\nstderr: \(stderr)"
-    }
-
-    /// The program exited by itself with a status other than 0 (it did not crash).
-    var failedCleanly: Bool { exited && status != 0 }
-    var succeeded: Bool { exited && status == 0 }
-}
 
 /// The test process's environment without `VENEER_SOCKET`, so that only what a test sets counts.
 func toolEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
@@ -35,49 +19,12 @@ func toolEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
     return environment
 }
 
-/// Runs a program to completion, killing it after `timeout`. Output goes through files,
-/// so a chatty program cannot block on a full pipe.
+/// Runs a program to completion, killing it after `timeout`.
 func runTool(
     _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
     timeout: Duration = .seconds(60)
-) async throws -> ToolResult {
-    let scratch = try TemporaryRoot()
-    defer { try? FileManager.default.removeItem(atPath: scratch.path) }
-    let outPath = scratch.path + "/stdout"
-    let errPath = scratch.path + "/stderr"
-    for path in [outPath, errPath] {
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-    }
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    defer {
-        try? out.close()
-        try? err.close()
-    }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = environment ?? toolEnvironment()
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning {
-        if ContinuousClock.now > deadline {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-            throw VeneerError.internal(
-                "\(executable) \(arguments.joined(separator: " ").prefix(300)) did not finish within \(timeout):\n\(stderr)")
-        }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return ToolResult(
-        status: process.terminationStatus,
-        exited: process.terminationReason == .exit,
-        stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-        stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+) async throws -> RunResult {
+    try await ProcessRun.run(executable, arguments, environment: environment ?? toolEnvironment(), timeout: timeout)
 }
 
 // MARK: - The CLI
@@ -85,7 +32,7 @@ func runTool(
 @Suite("CLI")
 struct CLITests {
     /// Runs `veneer --socket <daemon's socket> arguments...`.
-    func veneer(_ daemon: Daemon, _ arguments: [String]) async throws -> ToolResult {
+    func veneer(_ daemon: Daemon, _ arguments: [String]) async throws -> RunResult {
         try await runTool(BuildProducts.veneer, ["--socket", daemon.socket] + arguments)
     }
 
@@ -360,8 +307,8 @@ struct CLITests {
 
     @Test("a socket nobody serves: failing exit status and a message naming the socket")
     func unreachableSocket() async throws {
-        let scratch = try TemporaryRoot()
-        defer { scratch.destroy() }
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
         let missing = scratch.path + "/nobody.sock"
         let plainFile = scratch.path + "/plain-file"
         _ = FileManager.default.createFile(atPath: plainFile, contents: Data("x".utf8))

@@ -3,73 +3,11 @@ import Testing
 import VeneerClient
 import VeneerCore
 import VeneerOS
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A raw connection to the daemon and what it received until the daemon closed it.
-struct ClosedConnection {
-    var received: [UInt8]
-    /// Seconds from the call until the end of stream.
-    var seconds: Double
-    var text: String { String(decoding: received, as: UTF8.self) }
-}
-
-extension RawHTTP {
-    /// Reads until the daemon closes `connection`; fails after `limit` seconds without
-    /// an end of stream.
-    static func readUntilClosed(_ connection: UnixStreamConnection, limit: Int) throws -> ClosedConnection {
-        try connection.setReadTimeout(seconds: limit)
-        let start = Date()
-        var received: [UInt8] = []
-        while true {
-            let before = received.count
-            do {
-                try connection.read(into: &received)
-            } catch {
-                if error.errno == EAGAIN || error.errno == EWOULDBLOCK {
-                    throw Failure(description: "the connection was still open after \(limit) s; received \(received.count) bytes")
-                }
-                // A reset after the answer is an end of stream too.
-                if error.errno == ECONNRESET { break }
-                throw error
-            }
-            if received.count == before { break }
-            if Date().timeIntervalSince(start) > Double(limit) {
-                throw Failure(description: "the connection kept sending for \(limit) s")
-            }
-        }
-        return ClosedConnection(received: received, seconds: Date().timeIntervalSince(start))
-    }
-
-    /// Reads one whole response (with a Content-Length) from a keep-alive connection.
-    static func readResponse(_ connection: UnixStreamConnection) throws -> RawResponse {
-        var received: [UInt8] = []
-        while true {
-            if let response = try? parse(received), let length = response.header("Content-Length").flatMap(Int.init),
-                response.body.count == length
-            {
-                return response
-            }
-            let before = received.count
-            try connection.read(into: &received)
-            if received.count == before {
-                throw Failure(description: "the connection closed after \(received.count) bytes")
-            }
-        }
-    }
-
-    /// `GET /v1/status` on a connection of its own; nil if it cannot be exchanged.
-    static func status(socket: String) -> Int? {
-        (try? exchange(socket: socket, method: "GET", target: "/v1/status", body: nil, headers: []))?.status
-    }
-
-    /// Opens `count` connections that send nothing.
-    static func idleConnections(socket: String, count: Int) throws -> [UnixStreamConnection] {
-        try (0..<count).map { _ in try UnixStreamConnection(path: socket) }
-    }
-}
 
 @Suite("Connection timeouts and limit")
 struct ConnectionLimitTests {
@@ -175,8 +113,8 @@ struct ConnectionLimitTests {
 
     @Test("a reload changes the connection limit for new connections")
     func reloadLimit() async throws {
-        let config = try TemporaryRoot()
-        defer { config.destroy() }
+        let config = try TemporaryDirectory()
+        defer { config.remove() }
         let file = config.path + "/veneerd.toml"
         try "max_connections = 64\n".write(toFile: file, atomically: true, encoding: .utf8)
         try await withDaemon(arguments: ["--config", file]) { daemon in
@@ -214,7 +152,7 @@ struct ConnectionLimitTests {
             ("--idle-timeout", "0", "idle_timeout"), ("--read-timeout", "3601", "read_timeout"),
             ("--max-connections", "0", "max_connections"),
         ] {
-            let result = try run(BuildProducts.veneerd, ["--root", "/tmp/vn-never", "--socket", "/tmp/vn-never.sock", flag, value])
+            let result = try ProcessRun.run(BuildProducts.veneerd, ["--root", "/tmp/vn-never", "--socket", "/tmp/vn-never.sock", flag, value])
             #expect(result.status == 78, "\(flag) \(value): \(result.stderr)")
             #expect(result.stderr.contains(name), "\(result.stderr)")
             #expect(FileSystem.entryType("/tmp/vn-never") == .missing)

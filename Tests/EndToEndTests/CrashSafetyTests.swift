@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)
@@ -39,7 +40,7 @@ enum CrashSoak {
     static func client(
         _ daemon: Daemon, id: String, ledger: SoakLedger, targets: [String], seed: UInt64, deadline: Date
     ) async {
-        var random = SeededGenerator(seed: seed)
+        var random = SplitMix64(seed: seed)
         let client = daemon.client
         var n = 0
         func send(_ method: String, _ path: String, _ body: String? = nil) async -> RawResponse? {
@@ -117,7 +118,7 @@ enum CrashSoak {
         try await ConcurrencyTests.expectConsistent(daemon)
         #expect(try StateRoot.trashEntries(daemon) == [], "round \(round)")
         let records = try await MountCalls(daemon).live()
-        let kernel = Set(Mounts.targets(under: daemon.temp.path))
+        let kernel = Set(MountInfo.targets(under: daemon.temp.path))
         #expect(Set(records.map(\.target)) == kernel, "round \(round): records \(records.map(\.target)), kernel \(kernel)")
     }
 }
@@ -133,7 +134,7 @@ struct CrashSoakTests {
             let targets = try (0..<4).map { try daemon.mountPoint("soak-\($0)") }
             let ledger = SoakLedger()
             let seed = UInt64.random(in: 0...UInt64.max)
-            var random = SeededGenerator(seed: seed)
+            var random = SplitMix64(seed: seed)
             for round in 0..<CrashSoak.rounds {
                 let runFor = Double(40 + random.next() % 160) / 1000
                 let deadline = Date().addingTimeInterval(runFor + 5)

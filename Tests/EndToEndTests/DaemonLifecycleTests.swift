@@ -3,6 +3,7 @@ import Testing
 import VeneerClient
 import VeneerCore
 import VeneerOS
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)
@@ -50,13 +51,13 @@ final class VeneerdProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to end by itself; nil when it is still running after `timeout`.
-    func waitForExit(timeout: Duration = .seconds(30)) async throws -> ToolResult? {
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> RunResult? {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             if ContinuousClock.now > deadline { return nil }
             try await Task.sleep(for: .milliseconds(10))
         }
-        return ToolResult(
+        return RunResult(
             status: process.terminationStatus, exited: process.terminationReason == .exit, stdout: "", stderr: log)
     }
 
@@ -65,7 +66,7 @@ final class VeneerdProcess: @unchecked Sendable {
     }
 
     /// SIGTERM, then the way it ended.
-    func terminate() async throws -> ToolResult {
+    func terminate() async throws -> RunResult {
         signal(SIGTERM)
         guard let result = try await waitForExit() else {
             signal(SIGKILL)
@@ -100,13 +101,13 @@ func withVeneerd<T>(
 
 /// Runs `body` with a fresh temporary directory, removed afterwards.
 func withScratch<T>(_ body: (String) async throws -> T) async throws -> T {
-    let scratch = try TemporaryRoot()
+    let scratch = try TemporaryDirectory()
     do {
         let result = try await body(scratch.path)
-        scratch.destroy()
+        scratch.remove()
         return result
     } catch {
-        scratch.destroy()
+        scratch.remove()
         throw error
     }
 }
@@ -114,7 +115,7 @@ func withScratch<T>(_ body: (String) async throws -> T) async throws -> T {
 @Suite("Daemon lifecycle", .serialized)
 struct DaemonLifecycleTests {
     /// Runs veneerd with these arguments; it is expected to exit by itself.
-    func veneerd(_ arguments: [String]) async throws -> ToolResult {
+    func veneerd(_ arguments: [String]) async throws -> RunResult {
         try await runTool(BuildProducts.veneerd, arguments, timeout: .seconds(30))
     }
 

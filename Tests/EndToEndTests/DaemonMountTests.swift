@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)
@@ -360,7 +361,7 @@ struct DaemonMountTests {
             expectError(try await calls.unmount(t2), 404, "not_found", mentioning: [t2])
             expectError(try await calls.unmount(daemon.temp.path + "/missing"), 404, "not_found")
             let foreign = try daemon.mountPoint("foreign")
-            let made = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", foreign])
+            let made = try ProcessRun.run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", foreign])
             try #require(made.status == 0, "mount tmpfs: \(made.stderr)")
             defer { Mounts.unmount(foreign) }
             expectError(try await calls.unmount(foreign), 404, "not_found", mentioning: [foreign])
@@ -474,7 +475,7 @@ struct DaemonMountTests {
             let kept = try await calls.mounted("kept", at: tk)
             try await daemon.stop()
 
-            let umount = try run("/bin/umount", [tg])
+            let umount = try ProcessRun.run("/bin/umount", [tg])
             try #require(umount.status == 0, "umount \(tg): \(umount.stderr)")
             let logged = daemon.log.utf8.count
             try await daemon.start()

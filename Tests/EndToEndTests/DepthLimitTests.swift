@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -228,7 +229,7 @@ struct DepthLimitTests {
             }
             let merged = scratch + "/merged"
             let options = "lowerdir=\(scratch)/lower,upperdir=\(scratch)/upper,workdir=\(scratch)/work"
-            let made = try run("/bin/mount", ["-t", "overlay", "overlay", "-o", options, merged])
+            let made = try ProcessRun.run("/bin/mount", ["-t", "overlay", "overlay", "-o", options, merged])
             try #require(made.status == 0, "mount overlay: \(made.stderr)")
             defer { Mounts.unmount(merged) }
             try Tree.makeDirectory(merged + "/existing")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
 /// `POST /v1/mounts` is carried out on the connection's event loop unless the request
@@ -78,11 +79,11 @@ struct DirectMountTests {
                     if response.status == 201 {
                         let live = try response.decoded(LiveMount.self)
                         #expect(live.target == target && live.key == "ctr" && live.readonly)
-                        #expect(Mounts.targets(under: target).contains(target), "\(item.what): nothing mounted at \(target)")
+                        #expect(MountInfo.targets(under: target).contains(target), "\(item.what): nothing mounted at \(target)")
                         try await MountCalls(daemon).unmounted(target)
                     } else {
                         #expect(try await StoredState.of(daemon) == before, "\(item.what), routed \(routed) changed what is stored")
-                        #expect(!Mounts.targets(under: target).contains(target), "\(item.what) mounted something")
+                        #expect(!MountInfo.targets(under: target).contains(target), "\(item.what) mounted something")
                     }
                     answers.append(response)
                 }
@@ -134,8 +135,8 @@ struct DirectMountTests {
             #expect(responses[2].text.contains("already mounted at \(first)"))
             #expect(try responses[3].decoded(LiveMountsResponse.self).mounts.map(\.target) == [first])
             #expect(try responses[6].decoded(LiveMountsResponse.self).mounts.map(\.target) == [second])
-            #expect(!Mounts.targets(under: first).contains(first))
-            #expect(Mounts.targets(under: second).contains(second))
+            #expect(!MountInfo.targets(under: first).contains(first))
+            #expect(MountInfo.targets(under: second).contains(second))
             try await MountCalls(daemon).unmounted(second)
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -222,7 +223,7 @@ struct FuzzTests {
                 try? await daemon.client.unmount(target: mount.target, lazy: true)
             }
             // Every record is a mount in the kernel, and every mount in the sandbox a record.
-            let kernel = Set(Mounts.targets(under: sandbox))
+            let kernel = Set(MountInfo.targets(under: sandbox))
             #expect(Set(live.map(\.target)) == kernel, "records \(live.map(\.target).sorted()), kernel \(kernel.sorted())")
 
             #expect(try await daemon.stop() == 0, "veneerd's exit status after SIGTERM:\n\(daemon.log.suffix(4000))")

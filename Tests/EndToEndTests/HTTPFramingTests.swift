@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
 /// Requests that are not valid HTTP/1.1 and paths that match an endpoint only after

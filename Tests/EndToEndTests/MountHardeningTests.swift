@@ -3,6 +3,7 @@ import Testing
 import VeneerClient
 import VeneerCore
 import VeneerOS
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)
@@ -75,7 +76,7 @@ struct MountHardeningTests {
                     var mounted = 0
                     while mounted < 5 && refused < 5000 {
                         let response = try await calls.mount(key, at: target)
-                        let points = Mounts.targets(under: daemon.temp.path)
+                        let points = MountInfo.targets(under: daemon.temp.path)
                         if response.status == 201 {
                             mounted += 1
                             #expect(points == [target], "mounted \(quoted(key)) somewhere else: \(points): \(response.text)")
@@ -143,7 +144,7 @@ struct DeleteAcrossMountTests {
             let trash = try StateRoot.trashEntries(daemon)
             #expect(trash == ["snapshot-77777"])
             let kept = daemon.root + "/trash/snapshot-77777/fs/mnt"
-            #expect(Mounts.targets(under: daemon.root + "/trash") == [kept])
+            #expect(MountInfo.targets(under: daemon.root + "/trash") == [kept])
             #expect(!Tree.exists(daemon.root + "/trash/snapshot-77777/fs/junk"))
 
             // A restart cleans up at start-up: it comes up, logs what it kept, deletes nothing through the mount.
@@ -194,7 +195,7 @@ struct MountIdentityTests {
             #expect(try await calls.unmount(ren + "/x/t").status == 404)
 
             #expect(try await calls.unmount(ren + "/y/t").status == 204)
-            #expect(Mounts.targets(under: ren).isEmpty)
+            #expect(MountInfo.targets(under: ren).isEmpty)
             #expect(try await api.remove("ctr").status == 204)
         }
     }
@@ -209,14 +210,14 @@ struct MountIdentityTests {
             let first = try daemon.mountPoint("first")
             let second = try daemon.mountPoint("second")
             defer {
-                Mounts.unmountAll(under: first)
-                Mounts.unmountAll(under: second)
+                MountInfo.detachAll(under: first)
+                MountInfo.detachAll(under: second)
             }
 
             // Replaced while running: the record is forgotten, the tmpfs stays.
             try await calls.mounted("a", at: first)
             Mounts.unmount(first)
-            try #require(try run("/bin/mount", ["-t", "tmpfs", "tmpfs", first]).status == 0)
+            try #require(try ProcessRun.run("/bin/mount", ["-t", "tmpfs", "tmpfs", first]).status == 0)
             #expect(try await calls.unmount(first).status == 204)
             #expect(try Self.fsType(at: first) == "tmpfs")
             #expect(try await calls.live().isEmpty)
@@ -226,7 +227,7 @@ struct MountIdentityTests {
             try await calls.mounted("b", at: second)
             #expect(try await daemon.stop() == 0)
             Mounts.unmount(second)
-            try #require(try run("/bin/mount", ["-t", "tmpfs", "tmpfs", second]).status == 0)
+            try #require(try ProcessRun.run("/bin/mount", ["-t", "tmpfs", "tmpfs", second]).status == 0)
             try await daemon.start()
             #expect(try await calls.live().isEmpty)
             #expect(try await calls.unmount(second).status == 404)
@@ -256,7 +257,7 @@ struct MountIdentityTests {
             try await CheckedAPI(other).prepared("a")
             let mine = try daemon.mountPoint("mine")
             let theirs = try other.mountPoint("theirs")
-            defer { Mounts.unmountAll(under: theirs) }
+            defer { MountInfo.detachAll(under: theirs) }
             try await MountCalls(daemon).mounted("a", at: mine)
             try await MountCalls(other).mounted("a", at: theirs)
             try Tree.write(theirs + "/owner", "the other daemon")
@@ -286,7 +287,7 @@ struct MountIdentityTests {
             db.commit()
             sys.exit(0 if n == 1 else 1)
             """
-        let result = try run(
+        let result = try ProcessRun.run(
             "/usr/bin/python3",
             ["-c", script, daemon.root + "/metadata.db", "\(entry.id)", "\(entry.deviceMajor):\(entry.deviceMinor)", target])
         try #require(result.status == 0, "\(result.stderr)")
@@ -304,12 +305,12 @@ struct MountIdentityTests {
             let second = try daemon.mountPoint("second")
             let third = try daemon.mountPoint("third")
             let foreign = try daemon.mountPoint("foreign")
-            defer { Mounts.unmountAll(under: foreign) }
+            defer { MountInfo.detachAll(under: foreign) }
             try await calls.mounted("a", at: first)
             try await calls.mounted("b", at: second)
             try await calls.mounted("c", at: third)
             try Tree.write(second + "/kept", "b's")
-            try #require(try run("/bin/mount", ["-t", "tmpfs", "tmpfs", foreign]).status == 0)
+            try #require(try ProcessRun.run("/bin/mount", ["-t", "tmpfs", "tmpfs", foreign]).status == 0)
 
             // a's mount is gone and its identity is b's (a daemon mount with a record);
             // c's mount is gone and its identity is a tmpfs's that the daemon never made.

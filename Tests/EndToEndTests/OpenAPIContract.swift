@@ -1,4 +1,6 @@
 import Foundation
+import VeneerCore
+import VeneerJSON
 import Yams
 
 /// Checks HTTP answers against the API contract in `api/openapi.yaml`.
@@ -722,233 +724,32 @@ struct OpenAPIContract: Sendable {
     // MARK: - JSON
 
     struct JSONSyntaxError: Error, CustomStringConvertible {
-        var offset: Int
-        var problem: String
-        var description: String { "\(problem) at byte \(offset)" }
+        var description: String
     }
 
-    /// Strict JSON (RFC 8259): one value, UTF-8, no duplicate field names.
+    /// Strict JSON (RFC 8259: one value, UTF-8, no duplicate field names), read with the
+    /// project's own parser.
     static func parseJSON(_ bytes: [UInt8]) throws -> Value {
-        var parser = JSONParser(bytes: bytes)
-        return try parser.document()
+        do {
+            return try value(try StrictJSON.parse(bytes))
+        } catch let error as VeneerError {
+            throw JSONSyntaxError(description: error.message)
+        }
     }
 
-    private struct JSONParser {
-        let bytes: [UInt8]
-        var i = 0
-        var depth = 0
-
-        init(bytes: [UInt8]) { self.bytes = bytes }
-
-        mutating func document() throws -> Value {
-            skipSpace()
-            let value = try parseValue()
-            skipSpace()
-            guard i == bytes.count else { throw fail("unexpected data after the JSON value") }
-            return value
-        }
-
-        func fail(_ problem: String) -> JSONSyntaxError { JSONSyntaxError(offset: i, problem: problem) }
-
-        mutating func skipSpace() {
-            while i < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[i]) { i += 1 }
-        }
-
-        mutating func expect(_ literal: String, _ value: Value) throws -> Value {
-            let l = Array(literal.utf8)
-            guard i + l.count <= bytes.count, Array(bytes[i..<(i + l.count)]) == l else {
-                throw fail("unexpected character")
-            }
-            i += l.count
-            return value
-        }
-
-        mutating func parseValue() throws -> Value {
-            guard i < bytes.count else { throw fail("unexpected end of input") }
-            switch bytes[i] {
-            case UInt8(ascii: "{"): return try parseObject()
-            case UInt8(ascii: "["): return try parseArray()
-            case UInt8(ascii: "\""): return .string(try parseString())
-            case UInt8(ascii: "t"): return try expect("true", .bool(true))
-            case UInt8(ascii: "f"): return try expect("false", .bool(false))
-            case UInt8(ascii: "n"): return try expect("null", .null)
-            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
-            default: throw fail("unexpected character")
-            }
-        }
-
-        mutating func enter() throws {
-            depth += 1
-            guard depth <= 512 else { throw fail("nesting deeper than 512 levels") }
-        }
-
-        mutating func parseObject() throws -> Value {
-            try enter()
-            defer { depth -= 1 }
-            i += 1
-            var object: [String: Value] = [:]
-            skipSpace()
-            if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
-                i += 1
-                return .object(object)
-            }
-            while true {
-                skipSpace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a field name") }
-                let start = i
-                let name = try parseString()
-                guard object[name] == nil else {
-                    throw JSONSyntaxError(offset: start, problem: "field \"\(name)\" appears twice")
-                }
-                skipSpace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                i += 1
-                skipSpace()
-                object[name] = try parseValue()
-                skipSpace()
-                guard i < bytes.count else { throw fail("unexpected end of input") }
-                if bytes[i] == UInt8(ascii: ",") {
-                    i += 1
-                } else if bytes[i] == UInt8(ascii: "}") {
-                    i += 1
-                    return .object(object)
-                } else {
-                    throw fail("expected ',' or '}'")
-                }
-            }
-        }
-
-        mutating func parseArray() throws -> Value {
-            try enter()
-            defer { depth -= 1 }
-            i += 1
-            var items: [Value] = []
-            skipSpace()
-            if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
-                i += 1
-                return .array(items)
-            }
-            while true {
-                skipSpace()
-                items.append(try parseValue())
-                skipSpace()
-                guard i < bytes.count else { throw fail("unexpected end of input") }
-                if bytes[i] == UInt8(ascii: ",") {
-                    i += 1
-                } else if bytes[i] == UInt8(ascii: "]") {
-                    i += 1
-                    return .array(items)
-                } else {
-                    throw fail("expected ',' or ']'")
-                }
-            }
-        }
-
-        mutating func hex4() throws -> UInt32 {
-            guard i + 4 <= bytes.count else { throw fail("short \\u escape") }
-            var v: UInt32 = 0
-            for _ in 0..<4 {
-                let c = bytes[i]
-                let d: UInt32
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
-                default: throw fail("bad \\u escape")
-                }
-                v = v << 4 | d
-                i += 1
-            }
-            return v
-        }
-
-        mutating func parseString() throws -> String {
-            let start = i
-            i += 1
-            var out: [UInt8] = []
-            while true {
-                guard i < bytes.count else { throw fail("unterminated string") }
-                let c = bytes[i]
-                if c == UInt8(ascii: "\"") {
-                    i += 1
-                    break
-                }
-                if c < 0x20 {
-                    throw fail("control character in a string")
-                }
-                if c != UInt8(ascii: "\\") {
-                    out.append(c)
-                    i += 1
-                    continue
-                }
-                i += 1
-                guard i < bytes.count else { throw fail("unterminated escape") }
-                let e = bytes[i]
-                i += 1
-                switch e {
-                case UInt8(ascii: "\""): out.append(0x22)
-                case UInt8(ascii: "\\"): out.append(0x5C)
-                case UInt8(ascii: "/"): out.append(0x2F)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    var code = try hex4()
-                    if (0xD800...0xDBFF).contains(code) {
-                        guard i + 2 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u")
-                        else { throw fail("lone high surrogate") }
-                        i += 2
-                        let low = try hex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw fail("bad low surrogate") }
-                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                    } else if (0xDC00...0xDFFF).contains(code) {
-                        throw fail("lone low surrogate")
-                    }
-                    guard let scalar = Unicode.Scalar(code) else { throw fail("bad \\u escape") }
-                    out.append(contentsOf: Array(String(Character(scalar)).utf8))
-                default:
-                    throw fail("unknown escape")
-                }
-            }
-            guard let text = String(validating: out, as: UTF8.self) else {
-                throw JSONSyntaxError(offset: start, problem: "string is not valid UTF-8")
-            }
-            return text
-        }
-
-        mutating func parseNumber() throws -> Value {
-            let start = i
-            func digits() -> Int {
-                var n = 0
-                while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 {
-                    i += 1
-                    n += 1
-                }
-                return n
-            }
-            if bytes[i] == UInt8(ascii: "-") { i += 1 }
-            guard i < bytes.count else { throw fail("bad number") }
-            if bytes[i] == UInt8(ascii: "0") {
-                i += 1
-            } else if digits() == 0 {
-                throw fail("bad number")
-            }
-            if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
-                i += 1
-                guard digits() > 0 else { throw fail("bad number: no digits after '.'") }
-            }
-            if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
-                i += 1
-                if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
-                guard digits() > 0 else { throw fail("bad number: no exponent digits") }
-            }
-            let text = String(decoding: bytes[start..<i], as: UTF8.self)
-            guard let n = Double(text), n.isFinite else {
-                throw JSONSyntaxError(offset: start, problem: "number \(text) is out of range")
-            }
+    private static func value(_ json: JSONValue) throws -> Value {
+        switch json {
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .number(let text):
+            guard let n = Double(text), n.isFinite else { throw JSONSyntaxError(description: "number \(text) is out of range") }
             return .number(n)
+        case .string(let s): return .string(s)
+        case .array(let items): return .array(try items.map(value))
+        case .object(let object):
+            var fields: [String: Value] = [:]
+            for (name, item) in object.fields { fields[name] = try value(item) }
+            return .object(fields)
         }
     }
 

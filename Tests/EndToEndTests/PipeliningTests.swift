@@ -3,6 +3,7 @@ import Testing
 import VeneerClient
 import VeneerCore
 import VeneerOS
+import VeneerTestSupport
 import VeneerWire
 
 extension RawHTTP {

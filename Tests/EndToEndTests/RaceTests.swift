@@ -3,22 +3,9 @@ import Synchronization
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
-/// A small seeded generator, so that a failing race can be run again with its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Many clients on a few shared keys, parents, names and targets, with cleanups among
 /// them: every answer is one that some order of the requests gives, never a 5xx.
@@ -42,7 +29,7 @@ enum RaceTraffic {
         await withTaskGroup(of: Void.self) { group in
             for c in 0..<clients {
                 group.addTask {
-                    var random = SeededGenerator(seed: seed &+ UInt64(c) &* 7919)
+                    var random = SplitMix64(seed: seed &+ UInt64(c) &* 7919)
                     for _ in 0..<operations {
                         let (method, path, body) = request(
                             &random, keys: keys, names: names, parents: parents, targets: targets)
@@ -76,7 +63,7 @@ enum RaceTraffic {
     }
 
     static func request(
-        _ random: inout SeededGenerator, keys: [String], names: [String], parents: [String?], targets: [String]
+        _ random: inout SplitMix64, keys: [String], names: [String], parents: [String?], targets: [String]
     ) -> (String, String, [UInt8]?) {
         func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
         let key = pick(keys)
@@ -112,7 +99,7 @@ enum RaceTraffic {
     static func expectInvariants(_ daemon: Daemon, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         _ = try await daemon.client.cleanup()
         let records = try await MountCalls(daemon).live()
-        let kernel = Set(Mounts.targets(under: daemon.temp.path))
+        let kernel = Set(MountInfo.targets(under: daemon.temp.path))
         #expect(Set(records.map(\.target)) == kernel, "records \(records.map(\.target)), kernel \(kernel)", sourceLocation: sourceLocation)
         try await ConcurrencyTests.expectConsistent(daemon)
         #expect(try StateRoot.trashEntries(daemon) == [], sourceLocation: sourceLocation)

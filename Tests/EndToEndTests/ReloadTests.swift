@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)
@@ -14,15 +15,15 @@ import Glibc
 struct ReloadTests {
     /// A daemon reading `file`, which starts with `text`.
     func withConfigured<T>(_ text: String, _ body: (Daemon, String) async throws -> T) async throws -> T {
-        let config = try TemporaryRoot()
-        defer { config.destroy() }
+        let config = try TemporaryDirectory()
+        defer { config.remove() }
         let file = config.path + "/veneerd.toml"
         try text.write(toFile: file, atomically: true, encoding: .utf8)
         return try await withDaemon(arguments: ["--config", file]) { daemon in try await body(daemon, file) }
     }
 
     func veneerdReload(_ arguments: [String]) throws -> RunResult {
-        try run(BuildProducts.veneerd, ["reload"] + arguments)
+        try ProcessRun.run(BuildProducts.veneerd, ["reload"] + arguments)
     }
 
     @Test("veneerd reload applies the file before it exits 0, and says what is in force")
@@ -85,8 +86,8 @@ struct ReloadTests {
 
     @Test("veneerd reload without a daemon exits 1 and names the socket")
     func reloadUnreachable() async throws {
-        let temp = try TemporaryRoot()
-        defer { temp.destroy() }
+        let temp = try TemporaryDirectory()
+        defer { temp.remove() }
         let socket = temp.path + "/absent.sock"
         let result = try veneerdReload(["--socket", socket])
         #expect(result.status == 1, "\(result)")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
 @Suite("One daemon per state root")
@@ -11,7 +12,7 @@ struct StateRootLockTests {
         try await withDaemon { daemon in
             _ = try await daemon.client.prepare(PrepareRequest(key: "kept"))
             let otherSocket = daemon.temp.path + "/other.sock"
-            let second = try run(BuildProducts.veneerd, ["--root", daemon.root, "--socket", otherSocket])
+            let second = try ProcessRun.run(BuildProducts.veneerd, ["--root", daemon.root, "--socket", otherSocket])
             #expect(second.status == 75, "stderr: \(second.stderr)")
             #expect(second.stderr.contains("another veneerd is using the state root \(daemon.root)"), "\(second.stderr)")
             #expect(FileManager.default.fileExists(atPath: otherSocket) == false)

@@ -5,14 +5,14 @@ import NIOCore
 import Testing
 import VeneerCore
 import VeneerOS
-import VeneerSnapshotter
+@testable import VeneerService
 import VeneerWire
 
 @testable import VeneerAPI
 
 @Suite("Error mapping")
 struct ErrorMappingTests {
-    static let statuses: [VeneerError.Code: Int] = [
+    static let statuses: [APIErrorCode: Int] = [
         .invalidArgument: 400,
         .notFound: 404,
         .alreadyExists: 409,
@@ -27,24 +27,27 @@ struct ErrorMappingTests {
     ]
 
     @Test func everyCodeHasItsStatus() {
-        #expect(Set(Self.statuses.keys) == Set(VeneerError.Code.allCases))
-        for code in VeneerError.Code.allCases {
+        #expect(Set(Self.statuses.keys) == Set(APIErrorCode.allCases))
+        for code in APIErrorCode.allCases {
             #expect(code.httpStatus.code == Self.statuses[code], "\(code)")
         }
     }
 
-    /// A handler throwing each code gets the matching status and envelope.
+    /// A handler throwing each code (a service error, or one only HTTP has) gets the
+    /// matching status and envelope.
     @Test func everyCodeBecomesTheEnvelope() async throws {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.get("fail/{code}") { _, context -> Response in
             let raw = context.parameters.get("code") ?? ""
-            guard let code = VeneerError.Code(rawValue: raw) else { return Response(status: .ok) }
-            throw VeneerError(code, "failed with \(raw) \"quoted\" / é")
+            let message = "failed with \(raw) \"quoted\" / é"
+            if let code = VeneerError.Code(rawValue: raw) { throw VeneerError(code, message) }
+            guard let code = APIErrorCode(rawValue: raw) else { return Response(status: .ok) }
+            throw APIError(code, message)
         }
         let app = Application(router: router, logger: quietLogger)
         try await app.test(.router) { client in
-            for code in VeneerError.Code.allCases {
+            for code in APIErrorCode.allCases {
                 let response = try await client.send(.get, "/fail/\(code.rawValue)")
                 let message = try response.expectError(code)
                 #expect(message == "failed with \(code.rawValue) \"quoted\" / é")
@@ -138,7 +141,7 @@ struct APITests {
 
     @Test func ruleViolationsMapToTheirCodes() async throws {
         try await withAPI { client, snapshotter in
-            _ = try await snapshotter.create(key: "view", parent: nil, kind: .view, labels: [:])
+            _ = try await snapshotter.prepare(key: "view", parent: nil, kind: .view, labels: [:])
             _ = try await snapshotter.layer("base")
 
             try await client.send(.post, "/v1/snapshots", json: PrepareRequest(key: "")).expectError(.invalidArgument)
@@ -248,8 +251,8 @@ struct APITests {
 
     @Test func queriesAreParsedStrictly() async throws {
         try await withAPI { client, snapshotter in
-            _ = try await snapshotter.create(key: "a", parent: nil, kind: .active, labels: ["l": "x+y"])
-            _ = try await snapshotter.create(key: "v", parent: nil, kind: .view, labels: ["l": "x y"])
+            _ = try await snapshotter.prepare(key: "a", parent: nil, kind: .active, labels: ["l": "x+y"])
+            _ = try await snapshotter.prepare(key: "v", parent: nil, kind: .view, labels: ["l": "x y"])
 
             let unknown = try await client.send(.get, "/v1/snapshots?bogus=1").expectError(.invalidArgument)
             #expect(unknown.contains("\"bogus\""))

@@ -7,7 +7,8 @@ import Testing
 import VeneerAPI
 import VeneerCore
 import VeneerJSON
-import VeneerSnapshotter
+import VeneerService
+import VeneerTestSupport
 
 /// Records the inbound events that reach the end of the pipeline (where Hummingbird's
 /// connection loop would be).
@@ -69,9 +70,9 @@ struct DirectResponseTests {
         logger: Logger = infoLogger,
         _ body: (EmbeddedChannel, Snapshotter, EventRecorder) async throws -> Void
     ) async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try Snapshotter(root: tmp.root, logger: quietLogger)
-        _ = try await snapshotter.create(key: "a/b c", parent: nil, kind: .active, labels: ["x": "1"])
+        _ = try await snapshotter.prepare(key: "a/b c", parent: nil, kind: .active, labels: ["x": "1"])
         let recorder = EventRecorder()
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(
@@ -277,9 +278,9 @@ struct DirectResponseTests {
     private func withAsyncChannel(
         _ body: (NIOAsyncTestingChannel, EventRecorder) async throws -> Void
     ) async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try Snapshotter(root: tmp.root, logger: quietLogger)
-        _ = try await snapshotter.create(key: "a/b c", parent: nil, kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "a/b c", parent: nil, kind: .active, labels: [:])
         let recorder = EventRecorder()
         let channel = NIOAsyncTestingChannel()
         try await channel.testingEventLoop.executeInContext {

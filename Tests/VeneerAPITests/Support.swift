@@ -7,7 +7,8 @@ import Testing
 import VeneerAPI
 import VeneerCore
 import VeneerOS
-import VeneerSnapshotter
+import VeneerService
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)
@@ -16,27 +17,11 @@ import Glibc
 import Musl
 #endif
 
-let quietLogger = Logger(label: "veneer.api.test") { _ in SwiftLogNoOpLogHandler() }
+let quietLogger = TestLoggers.quiet("veneer.api.test")
 
-/// A state root under a fresh directory in /tmp, deleted when released.
-final class TemporaryRoot: Sendable {
-    let base: String
-
-    init() throws {
-        var template = Array("/tmp/veneer-api.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in
-            guard let start = buffer.baseAddress else { return false }
-            return mkdtemp(start) != nil
-        }
-        guard made else { throw VeneerError.internal("mkdtemp failed: errno \(errno)") }
-        base = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    var root: String { base + "/root" }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: base)
-    }
+extension TemporaryDirectory {
+    /// The state root; the snapshotter creates it.
+    var root: String { path + "/root" }
 }
 
 let testOverlayFeatures = OverlayFeatureReport(
@@ -47,11 +32,10 @@ let testOverlayFeatures = OverlayFeatureReport(
 func withAPI(
     _ body: @Sendable (_ client: any TestClientProtocol, _ snapshotter: Snapshotter) async throws -> Void
 ) async throws {
-    let tmp = try TemporaryRoot()
+    let tmp = try TemporaryDirectory(prefix: "veneer")
     let snapshotter = try Snapshotter(root: tmp.root, logger: quietLogger)
     let facts = ServerFacts(
-        root: tmp.root, rootFilesystem: "testfs", socket: tmp.base + "/veneer.sock", overlay: testOverlayFeatures,
-        startedAt: SystemClock.monotonicNanoseconds())
+        root: tmp.root, rootFilesystem: "testfs", socket: tmp.path + "/veneer.sock", overlay: testOverlayFeatures)
     let app = Application(router: API.router(snapshotter: snapshotter, facts: facts), logger: quietLogger)
     try await app.test(.router) { client in
         try await body(client, snapshotter)
@@ -85,7 +69,7 @@ extension TestResponse {
     /// The error envelope: status, JSON content type and exactly `{"error": {"code", "message"}}`.
     @discardableResult
     func expectError(
-        _ code: VeneerError.Code, sourceLocation: SourceLocation = #_sourceLocation
+        _ code: APIErrorCode, sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> String {
         #expect(status == code.httpStatus, "body: \(text)", sourceLocation: sourceLocation)
         #expect(headers[.contentType] == "application/json", sourceLocation: sourceLocation)
@@ -104,7 +88,7 @@ extension Snapshotter {
     /// Prepares `name`-work and commits it as `name`.
     @discardableResult
     func layer(_ name: String, parent: String? = nil) async throws -> SnapshotInfo {
-        _ = try await create(key: name + "-work", parent: parent, kind: .active, labels: [:])
+        _ = try await prepare(key: name + "-work", parent: parent, kind: .active, labels: [:])
         return try await commit(key: name + "-work", name: name, labels: [:])
     }
 }

@@ -1,6 +1,7 @@
 import Testing
 import VeneerCore
 import VeneerFilter
+import VeneerTestSupport
 
 @Suite("Regular expressions of ~= filters (RE2 syntax, no backtracking)")
 struct RegularExpressionTests {
@@ -164,18 +165,5 @@ struct RegularExpressionTests {
     ])
     func noBacktracking(_ pattern: String, _ text: String, _ expected: Bool) throws {
         #expect(try matches(pattern, text) == expected)
-    }
-}
-
-/// A small seeded generator, so that every run checks the same patterns.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

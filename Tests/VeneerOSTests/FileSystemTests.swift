@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VeneerOS
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc

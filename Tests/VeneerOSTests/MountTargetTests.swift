@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import VeneerTestSupport
 import VeneerOS
 
 #if canImport(Glibc)
@@ -31,7 +32,7 @@ struct MountTargetTests {
         let parent = try box.directory("race")
         let target = try box.directory("race/t")
         let link = parent + "/l"
-        guard symlink(elsewhere, link) == 0 else { throw MountTestError("symlink: errno \(errno)") }
+        guard symlink(elsewhere, link) == 0 else { throw TestFailure("symlink: errno \(errno)") }
 
         let swapper = Swapper(target, link)
         swapper.start()

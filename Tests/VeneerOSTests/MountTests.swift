@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeneerTestSupport
 import VeneerOS
 
 #if canImport(Glibc)
@@ -556,47 +557,28 @@ struct MountTests {
 
 // MARK: - Helpers
 
-/// A short directory under /tmp for one test. On release, every registered target is
-/// detached (repeatedly, for stacked mounts) and the directory tree removed.
+/// A short directory under /tmp for one test; on release whatever is mounted in it is
+/// detached (deepest first, stacked mounts repeatedly) and the tree removed.
 final class MountSandbox {
-    let path: String
-    private var targets: [String] = []
+    private let scratch: TemporaryDirectory
 
-    init() throws {
-        var template = Array("/tmp/vm.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer -> Bool in
-            guard let base = buffer.baseAddress else { return false }
-            return mkdtemp(base) != nil
-        }
-        guard made else { throw MountTestError("mkdtemp: errno \(errno)") }
-        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    init() throws { scratch = try TemporaryDirectory(prefix: "vm") }
+
+    var path: String { scratch.path }
 
     @discardableResult
     func directory(_ relative: String) throws -> String {
-        let dir = path + "/" + relative
+        let dir = scratch(relative)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }
 
-    /// A directory to mount on, detached on release.
-    func target(_ relative: String) throws -> String {
-        let dir = try directory(relative)
-        targets.append(dir)
-        return dir
-    }
+    /// A directory to mount on.
+    func target(_ relative: String) throws -> String { try directory(relative) }
 
     /// A directory whose path is well over 100 characters.
     func longRoot() throws -> String {
         try directory("state-root-with-a-deliberately-long-name/and-more-nesting-to-go-past-one-hundred-characters")
-    }
-
-    deinit {
-        for target in targets.reversed() {
-            var guardCount = 0
-            while umount2(target, Int32(MNT_DETACH)) == 0 && guardCount < 16 { guardCount += 1 }
-        }
-        try? FileManager.default.removeItem(atPath: path)
     }
 }
 
@@ -622,7 +604,7 @@ private struct LayerStack {
             try MountFixture.write(layers[0] + "/doomed", "gone later")
             let middle = layers[depth / 2 - 1]
             guard mknod(middle + "/doomed", S_IFCHR | 0o000, 0) == 0 else {
-                throw MountTestError("mknod whiteout: errno \(errno)")
+                throw TestFailure("mknod whiteout: errno \(errno)")
             }
         }
         lowers = layers.reversed()  // topmost first
@@ -649,11 +631,6 @@ private struct LayerStack {
     }
 }
 
-struct MountTestError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
 enum MountFixture {
     // Files are opened with O_CLOEXEC: tests run in parallel and other tests start
     // processes, which would otherwise inherit a descriptor into a test's mount and keep
@@ -661,22 +638,22 @@ enum MountFixture {
 
     static func write(_ path: String, _ text: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw MountTestError("cannot write \(path): errno \(errno)") }
+        guard fd >= 0 else { throw TestFailure("cannot write \(path): errno \(errno)") }
         defer { close(fd) }
         let bytes = Array(text.utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count else { throw MountTestError("cannot write \(path): errno \(errno)") }
+        guard written == bytes.count else { throw TestFailure("cannot write \(path): errno \(errno)") }
     }
 
     static func read(_ path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MountTestError("cannot read \(path): errno \(errno)") }
+        guard fd >= 0 else { throw TestFailure("cannot read \(path): errno \(errno)") }
         defer { close(fd) }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { throw MountTestError("cannot read \(path): errno \(errno)") }
+            if n < 0 { throw TestFailure("cannot read \(path): errno \(errno)") }
             if n == 0 { break }
             data.append(contentsOf: chunk[..<n])
         }

@@ -1,37 +1,12 @@
 import Foundation
 import Testing
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-
-/// A fresh directory under /tmp, deleted (with everything in it) when released.
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/veneer-os.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return false }
-            return mkdtemp(base) != nil
-        }
-        guard made else { throw TestFailure("mkdtemp failed: errno \(errno)") }
-        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    func callAsFunction(_ relative: String) -> String { path + "/" + relative }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// Test set-up helpers that call libc directly, independent of the code under test.
 enum Fixture {

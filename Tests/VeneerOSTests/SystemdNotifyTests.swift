@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeneerTestSupport
 
 @testable import VeneerOS
 
@@ -164,7 +165,7 @@ struct SystemdNotifyTests {
 /// The parts that need no environment.
 struct SystemdHelperTests {
     @Test func onlyListeningUnixStreamSocketsQualify() throws {
-        let directory = try SystemdScratchDirectory()
+        let directory = try TemporaryDirectory(prefix: "veneer-sd")
         let listening = try SystemdSockets.unixStream(directory.path + "/a.sock", listening: true)
         defer { close(listening) }
         let bound = try SystemdSockets.unixStream(directory.path + "/b.sock", listening: false)
@@ -192,7 +193,7 @@ struct SystemdHelperTests {
     }
 
     @Test func journalStreamNamesDeviceAndInode() throws {
-        let directory = try SystemdScratchDirectory()
+        let directory = try TemporaryDirectory(prefix: "veneer-sd")
         let fd = open(directory.path + "/stream", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         try #require(fd >= 0)
         defer { close(fd) }
@@ -250,11 +251,6 @@ private enum MonotonicClock {
     }
 }
 
-private struct SystemdTestError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// Sets environment variables (nil unsets) for the duration of `body`, then restores them.
 private enum SystemdEnvironment {
     static func with(_ values: [String: String?], _ body: () throws -> Void) throws {
@@ -278,29 +274,13 @@ private enum SystemdEnvironment {
     }
 }
 
-/// A fresh directory under /tmp (short, for socket paths), removed on release.
-private final class SystemdScratchDirectory {
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/veneer-sd.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer -> Bool in
-            guard let base = buffer.baseAddress else { return false }
-            return mkdtemp(base) != nil
-        }
-        guard made else { throw SystemdTestError("mkdtemp: errno \(errno)") }
-        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 private enum SystemdSockets {
     static func address(_ name: [UInt8]) throws -> (sockaddr_un, socklen_t) {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         guard name.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            throw SystemdTestError("socket name too long")
+            throw TestFailure("socket name too long")
         }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             for (i, b) in name.enumerated() { raw[i] = b }
@@ -314,16 +294,16 @@ private enum SystemdSockets {
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
         }
-        guard rc == 0 else { throw SystemdTestError("bind: errno \(errno)") }
+        guard rc == 0 else { throw TestFailure("bind: errno \(errno)") }
     }
 
     /// A Unix stream socket bound at `path`, listening when asked. The caller closes it.
     static func unixStream(_ path: String, listening: Bool) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemdTestError("socket: errno \(errno)") }
+        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
         do {
             try bind(fd, Array(path.utf8))
-            if listening, listen(fd, 8) != 0 { throw SystemdTestError("listen: errno \(errno)") }
+            if listening, listen(fd, 8) != 0 { throw TestFailure("listen: errno \(errno)") }
         } catch {
             close(fd)
             throw error
@@ -337,12 +317,12 @@ private enum SystemdSockets {
     static func withDescriptorsOpen(through last: Int32, _ body: () throws -> Void) throws {
         // May itself become descriptor 3; it stays open until `body` returns.
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        guard null >= 0 else { throw SystemdTestError("open /dev/null: errno \(errno)") }
+        guard null >= 0 else { throw TestFailure("open /dev/null: errno \(errno)") }
         var opened = [null]
         defer { opened.forEach { close($0) } }
         for fd in 3...last where fcntl(fd, F_GETFD) < 0 {
             let duplicate = fcntl(null, F_DUPFD_CLOEXEC, fd)
-            guard duplicate >= 0 else { throw SystemdTestError("F_DUPFD: errno \(errno)") }
+            guard duplicate >= 0 else { throw TestFailure("F_DUPFD: errno \(errno)") }
             // Above `fd` when another thread opened `fd` meanwhile: it is open either way.
             opened.append(duplicate)
         }
@@ -355,18 +335,18 @@ private enum SystemdSockets {
 private final class NotifyReceiver {
     let path: String
     private let fd: Int32
-    private let directory: SystemdScratchDirectory?
+    private let directory: TemporaryDirectory?
 
     /// A socket in a scratch directory, or in the abstract namespace (`path` is then
     /// the name without the leading NUL).
     init(abstract: Bool = false) throws {
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemdTestError("socket: errno \(errno)") }
+        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
         if abstract {
             directory = nil
             path = "veneer-notify-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         } else {
-            let scratch = try SystemdScratchDirectory()
+            let scratch = try TemporaryDirectory(prefix: "veneer-sd")
             directory = scratch
             path = scratch.path + "/notify"
         }
@@ -376,7 +356,7 @@ private final class NotifyReceiver {
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0
         else {
             close(fd)
-            throw SystemdTestError("setsockopt: errno \(errno)")
+            throw TestFailure("setsockopt: errno \(errno)")
         }
         do {
             try SystemdSockets.bind(fd, abstract ? [0] + Array(path.utf8) : Array(path.utf8))
@@ -415,7 +395,7 @@ private final class NotifyReceiver {
                 }
             }
         }
-        guard received >= 0 else { throw SystemdTestError("no notification within 5 s (errno \(errno))") }
+        guard received >= 0 else { throw TestFailure("no notification within 5 s (errno \(errno))") }
         let text = String(decoding: buffer.prefix(received), as: UTF8.self)
         return (text, senderPID(control))
     }

@@ -1,5 +1,6 @@
 import Testing
 import VeneerOS
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc

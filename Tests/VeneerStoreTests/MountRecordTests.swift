@@ -4,6 +4,7 @@ import Testing
 import VeneerCore
 import VeneerJSON
 import VeneerStore
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 import Testing
 import VeneerCore
 import VeneerStore
+import VeneerTestSupport
 
 @Suite("SnapshotStore")
 struct SnapshotStoreTests {

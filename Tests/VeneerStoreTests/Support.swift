@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import VeneerCore
 import VeneerStore
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -10,25 +11,9 @@ import Glibc
 import Musl
 #endif
 
-/// A fresh directory under /tmp, deleted (with everything in it) when released.
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/veneer-store.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return false }
-            return mkdtemp(base) != nil
-        }
-        guard made else { throw VeneerError.internal("mkdtemp failed: errno \(errno)") }
-        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
+extension TemporaryDirectory {
+    /// Where a test's store keeps its database.
     var database: String { path + "/metadata.db" }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
 }
 
 /// A counter that closures running inside the store's transactions can bump.

@@ -2,6 +2,7 @@ import Dispatch
 import GRDB
 import Synchronization
 import Testing
+import VeneerTestSupport
 @testable import VeneerStore
 
 #if canImport(Glibc)

@@ -143,10 +143,34 @@ struct ResponseBodyTests {
     @Test func errorCodesAreStable() {
         #expect(VeneerError.Code.allCases.map(\.rawValue) == [
             "invalid_argument", "not_found", "already_exists", "failed_precondition", "resource_exhausted",
+            "unavailable", "internal",
+        ])
+        #expect(APIErrorCode.allCases.map(\.rawValue) == [
+            "invalid_argument", "not_found", "already_exists", "failed_precondition", "resource_exhausted",
             "unavailable", "internal", "payload_too_large", "unsupported_media_type", "method_not_allowed",
             "request_timeout",
         ])
         #expect(VeneerError.notFound("x").description == "not_found: x")
+    }
+
+    @Test func serviceCodesGoOnTheWireAsTheyAre() {
+        for code in VeneerError.Code.allCases {
+            #expect(APIErrorCode(code).rawValue == code.rawValue)
+            #expect(APIErrorCode(code).serviceCode == code)
+        }
+        #expect(APIErrorCode.payloadTooLarge.serviceCode == .invalidArgument)
+        #expect(APIErrorCode.unsupportedMediaType.serviceCode == .invalidArgument)
+        #expect(APIErrorCode.methodNotAllowed.serviceCode == .invalidArgument)
+        #expect(APIErrorCode.requestTimeout.serviceCode == .unavailable)
+    }
+
+    @Test func aCauseIsKeptButNotCompared() {
+        struct Underlying: Error { var errno: Int32 }
+        let error = VeneerError.internal("cannot write the database", cause: Underlying(errno: 28))
+        #expect(error == VeneerError.internal("cannot write the database"))
+        #expect((error.cause as? Underlying)?.errno == 28)
+        #expect(error.description == "internal: cannot write the database")
+        #expect(VeneerError.internal("x").cause == nil)
     }
 }
 

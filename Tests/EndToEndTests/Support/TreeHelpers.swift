@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -202,7 +203,7 @@ enum LongMounts {
                 continue
             }
             let (directory, options) = try compacted(mount.options)
-            let result = try run(
+            let result = try ProcessRun.run(
                 "/bin/mount", ["-t", mount.type, mount.source, "-o", options.joined(separator: ","), target],
                 in: directory)
             guard result.status == 0 else {
@@ -238,11 +239,6 @@ enum LongMounts {
         }
         return (directory, rewritten)
     }
-
-    /// Runs a program in `directory` and captures its output.
-    static func run(_ executable: String, _ arguments: [String], in directory: String) throws -> RunResult {
-        try EndToEndTests.run(executable, arguments, in: directory)
-    }
 }
 
 /// Like `withMounted`, for mounts whose options may exceed a page.
@@ -274,7 +270,7 @@ enum StateRoot {
     static func databaseIDs(_ daemon: Daemon) throws -> Set<String>? {
         let tool = "/usr/bin/sqlite3"
         guard FileManager.default.isExecutableFile(atPath: tool) else { return nil }
-        let result = try run(tool, ["-readonly", daemon.root + "/metadata.db", "SELECT id FROM snapshots"])
+        let result = try ProcessRun.run(tool, ["-readonly", daemon.root + "/metadata.db", "SELECT id FROM snapshots"])
         guard result.status == 0 else {
             throw VeneerError.internal("sqlite3 failed: \(result.stderr)")
         }

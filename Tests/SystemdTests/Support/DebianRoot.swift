@@ -1,4 +1,5 @@
 import Foundation
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -54,38 +55,38 @@ enum DebianRoot {
         let building = cacheDirectory + "/" + suite + ".building.\(getpid())"
         let log = cacheDirectory + "/" + suite + ".debootstrap.log"
         let mirror = aptMirror()
-        let result = try await Command.run(
+        let result = try await ProcessRun.run(
             debootstrap,
             ["--variant=minbase", "--include=" + packages.joined(separator: ","), suite, building, mirror],
             timeout: .seconds(900))
         try? (result.stdout + result.stderr).write(toFile: log, atomically: false, encoding: .utf8)
         guard result.succeeded else {
             try? await removeTree(building)
-            throw HarnessError("debootstrap \(suite) from \(mirror) failed (log: \(log)):\n\(result)")
+            throw TestFailure("debootstrap \(suite) from \(mirror) failed (log: \(log)):\n\(result)")
         }
         try "veneer-test\n".write(toFile: building + "/etc/hostname", atomically: true, encoding: .utf8)
         try stamp.write(toFile: building + "/.veneer-test-root", atomically: true, encoding: .utf8)
         if FileManager.default.fileExists(atPath: path) {
             let old = cacheDirectory + "/" + suite + ".old.\(getpid())"
-            guard rename(path, old) == 0 else { throw HarnessError("rename \(path): errno \(errno)") }
+            guard rename(path, old) == 0 else { throw TestFailure("rename \(path): errno \(errno)") }
             try await removeTree(old)
         }
-        guard rename(building, path) == 0 else { throw HarnessError("rename \(building): errno \(errno)") }
+        guard rename(building, path) == 0 else { throw TestFailure("rename \(building): errno \(errno)") }
     }
 
     /// debootstrap, installed with apt-get when missing.
     private static func ensureDebootstrap() async throws -> String {
         let candidates = ["/usr/sbin/debootstrap", "/usr/bin/debootstrap"]
-        if let found = Command.find(candidates) { return found }
+        if let found = ProcessRun.find(candidates) { return found }
         let environment = ["PATH": SystemdMachine.path, "DEBIAN_FRONTEND": "noninteractive"]
-        let update = try await Command.run(
+        let update = try await ProcessRun.run(
             "/usr/bin/apt-get", ["update"], environment: environment, timeout: .seconds(300))
-        guard update.succeeded else { throw HarnessError("apt-get update failed:\n\(update)") }
-        let install = try await Command.run(
+        guard update.succeeded else { throw TestFailure("apt-get update failed:\n\(update)") }
+        let install = try await ProcessRun.run(
             "/usr/bin/apt-get", ["install", "-y", "--no-install-recommends", "debootstrap"],
             environment: environment, timeout: .seconds(300))
-        guard install.succeeded, let found = Command.find(candidates) else {
-            throw HarnessError("cannot install debootstrap:\n\(install)")
+        guard install.succeeded, let found = ProcessRun.find(candidates) else {
+            throw TestFailure("cannot install debootstrap:\n\(install)")
         }
         return found
     }
@@ -145,10 +146,10 @@ enum DebianRoot {
     /// target), then deletes it without crossing into other file systems.
     static func removeTree(_ path: String) async throws {
         for target in MountInfo.targets(under: path) {
-            _ = try? await Command.run("/bin/umount", ["-l", target])
+            _ = try? await ProcessRun.run("/bin/umount", ["-l", target], timeout: .seconds(60))
         }
-        let result = try await Command.run("/bin/rm", ["-rf", "--one-file-system", path], timeout: .seconds(300))
-        guard result.succeeded else { throw HarnessError("rm -rf \(path) failed:\n\(result)") }
+        let result = try await ProcessRun.run("/bin/rm", ["-rf", "--one-file-system", path], timeout: .seconds(300))
+        guard result.succeeded else { throw TestFailure("rm -rf \(path) failed:\n\(result)") }
     }
 }
 
@@ -160,12 +161,12 @@ final class FileLock: Sendable {
 
     static func acquire(_ path: String, timeout: Duration) async throws -> FileLock {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HarnessError("open \(path): errno \(errno)") }
+        guard fd >= 0 else { throw TestFailure("open \(path): errno \(errno)") }
         let deadline = ContinuousClock.now + timeout
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR, ContinuousClock.now < deadline else {
                 close(fd)
-                throw HarnessError("cannot lock \(path) within \(timeout): errno \(errno)")
+                throw TestFailure("cannot lock \(path) within \(timeout): errno \(errno)")
             }
             try? await Task.sleep(for: .milliseconds(200))
         }
@@ -193,7 +194,7 @@ enum MountInfo {
     }
 
     private static func entries(_ file: String) -> [(target: String, type: String)] {
-        guard let text = Command.readFile(file) else { return [] }
+        guard let text = FileText.read(file) else { return [] }
         var found: [(target: String, type: String)] = []
         for line in text.split(separator: "\n") {
             let halves = line.components(separatedBy: " - ")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)
@@ -105,7 +106,7 @@ extension SystemdMachine {
         let (values, accepted) = try await waitForUnit(["ActiveState", "SubState"], timeout: timeout) {
             $0["ActiveState"] == "active" && $0["SubState"] == "running"
         }
-        guard accepted else { throw HarnessError("veneerd.service is not active/running after \(timeout): \(values)") }
+        guard accepted else { throw TestFailure("veneerd.service is not active/running after \(timeout): \(values)") }
     }
 
     // MARK: Journal
@@ -240,7 +241,7 @@ func withTimeout<T: Sendable>(
         }
         defer { group.cancelAll() }
         guard let first = try await group.next(), let value = first else {
-            throw HarnessError("\(what) did not finish within \(timeout)")
+            throw TestFailure("\(what) did not finish within \(timeout)")
         }
         return value
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -65,22 +66,16 @@ final class SystemdMachine: @unchecked Sendable {
     /// Boots a machine and waits until `systemctl is-system-running` answers `running`
     /// or `degraded`.
     static func boot(timeout: Duration = .seconds(60)) async throws -> SystemdMachine {
-        guard geteuid() == 0 else { throw HarnessError("booting a systemd machine requires root") }
+        guard geteuid() == 0 else { throw TestFailure("booting a systemd machine requires root") }
         let lower = try await DebianRoot.prepared()
-        guard let unshare = Command.find(["/usr/bin/unshare", "/bin/unshare"]),
-            let chroot = Command.find(["/usr/sbin/chroot", "/usr/bin/chroot"])
-        else { throw HarnessError("unshare or chroot missing (util-linux, coreutils)") }
+        guard let unshare = ProcessRun.find(["/usr/bin/unshare", "/bin/unshare"]),
+            let chroot = ProcessRun.find(["/usr/sbin/chroot", "/usr/bin/chroot"])
+        else { throw TestFailure("unshare or chroot missing (util-linux, coreutils)") }
         let swiftRuntime = try swiftRuntimeDirectory()
         let cgroupParent = try cgroupHierarchy()
         removeStaleCgroups(in: cgroupParent)
 
-        var template = Array("/tmp/vsm.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer -> Bool in
-            guard let base = buffer.baseAddress else { return false }
-            return mkdtemp(base) != nil
-        }
-        guard made else { throw HarnessError("mkdtemp: errno \(errno)") }
-        let directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let directory = try TemporaryDirectory.make(prefix: "vsm")
         for name in ["upper", "work", "root", "state", "cg"] {
             try FileManager.default.createDirectory(atPath: directory + "/" + name, withIntermediateDirectories: true)
         }
@@ -112,7 +107,7 @@ final class SystemdMachine: @unchecked Sendable {
         var systemdPID: Int32 = 0
         while systemdPID == 0 {
             if let child = children(of: process.processIdentifier).first,
-                Command.readFile("/proc/\(child)/comm") == "systemd\n"
+                FileText.read("/proc/\(child)/comm") == "systemd\n"
             {
                 systemdPID = child
             } else if !process.isRunning || ContinuousClock.now > deadline {
@@ -121,7 +116,7 @@ final class SystemdMachine: @unchecked Sendable {
                     directory: directory, pid: 0, launcher: process, cgroupName: cgroupName,
                     cgroupParent: cgroupParent)
                 await partial.destroy()
-                throw HarnessError("the machine's systemd did not start:\n\(log.suffix(3000))")
+                throw TestFailure("the machine's systemd did not start:\n\(log.suffix(3000))")
             } else {
                 try await Task.sleep(for: .milliseconds(20))
             }
@@ -187,14 +182,14 @@ final class SystemdMachine: @unchecked Sendable {
             switch last.output {
             case "running", "degraded": return
             case "maintenance", "stopping":
-                throw HarnessError("machine entered \(last.output) while booting:\n\(try await bootLog())")
+                throw TestFailure("machine entered \(last.output) while booting:\n\(try await bootLog())")
             default:
                 // Includes "offline": systemctl's answer while the manager does not yet
                 // accept connections early in the boot.
                 try await Task.sleep(for: .milliseconds(50))
             }
         }
-        throw HarnessError("machine did not finish booting (last answer: \(last)):\n\(try await bootLog())")
+        throw TestFailure("machine did not finish booting (last answer: \(last)):\n\(try await bootLog())")
     }
 
     // MARK: Using the machine
@@ -203,10 +198,10 @@ final class SystemdMachine: @unchecked Sendable {
     /// directory /) with a clean environment.
     @discardableResult
     func exec(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> RunResult {
-        guard let nsenter = Command.find(["/usr/bin/nsenter", "/bin/nsenter"]) else {
-            throw HarnessError("nsenter missing (util-linux)")
+        guard let nsenter = ProcessRun.find(["/usr/bin/nsenter", "/bin/nsenter"]) else {
+            throw TestFailure("nsenter missing (util-linux)")
         }
-        return try await Command.run(
+        return try await ProcessRun.run(
             nsenter, ["-t", String(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--"] + arguments,
             environment: ["PATH": Self.path, "LANG": "C", "SYSTEMD_PAGER": "cat", "SYSTEMD_COLORS": "0"],
             timeout: timeout)
@@ -217,7 +212,7 @@ final class SystemdMachine: @unchecked Sendable {
     func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> RunResult {
         let result = try await exec(arguments, timeout: timeout)
         guard result.succeeded else {
-            throw HarnessError("in the machine: \(arguments.joined(separator: " ")):\n\(result)")
+            throw TestFailure("in the machine: \(arguments.joined(separator: " ")):\n\(result)")
         }
         return result
     }
@@ -238,14 +233,14 @@ final class SystemdMachine: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         let temporary = target + ".veneer-test-new"
         guard FileManager.default.createFile(atPath: temporary, contents: contents, attributes: [.posixPermissions: mode])
-        else { throw HarnessError("cannot write \(temporary)") }
-        guard rename(temporary, target) == 0 else { throw HarnessError("rename to \(target): errno \(errno)") }
+        else { throw TestFailure("cannot write \(temporary)") }
+        guard rename(temporary, target) == 0 else { throw TestFailure("rename to \(target): errno \(errno)") }
     }
 
     /// Copies a host file into the machine.
     func install(_ hostFile: String, at path: String, mode: Int = 0o644) throws {
         guard let data = FileManager.default.contents(atPath: hostFile) else {
-            throw HarnessError("cannot read \(hostFile)")
+            throw TestFailure("cannot read \(hostFile)")
         }
         try writeFile(path, data, mode: mode)
     }
@@ -254,11 +249,11 @@ final class SystemdMachine: @unchecked Sendable {
     /// from `systemd/` into /etc/systemd/system and the example configuration as
     /// /etc/veneer/veneerd.toml, then reloads systemd.
     func installVeneer() async throws {
-        try install(PackagePaths.veneerd, at: "/usr/local/bin/veneerd", mode: 0o755)
+        try install(BuildProducts.veneerd, at: "/usr/local/bin/veneerd", mode: 0o755)
         for unit in ["veneerd.service", "veneerd.socket"] {
-            try install(PackagePaths.root + "/systemd/" + unit, at: "/etc/systemd/system/" + unit)
+            try install(BuildProducts.packageRoot.path + "/systemd/" + unit, at: "/etc/systemd/system/" + unit)
         }
-        try install(PackagePaths.root + "/systemd/veneerd.toml.example", at: "/etc/veneer/veneerd.toml")
+        try install(BuildProducts.packageRoot.path + "/systemd/veneerd.toml.example", at: "/etc/veneer/veneerd.toml")
         try await run(["systemctl", "daemon-reload"])
     }
 
@@ -288,7 +283,7 @@ final class SystemdMachine: @unchecked Sendable {
         }
         let stoppedByItself = !launcher.isRunning
         await destroy()
-        guard stoppedByItself else { throw HarnessError("the machine did not power off within \(timeout)") }
+        guard stoppedByItself else { throw TestFailure("the machine did not power off within \(timeout)") }
     }
 
     /// Kills whatever is left of the machine and removes its directory and cgroup.
@@ -315,14 +310,14 @@ final class SystemdMachine: @unchecked Sendable {
     /// hybrid set-up included).
     private static func cgroupHierarchy() throws -> String {
         guard let target = MountInfo.firstTarget(ofType: "cgroup2") else {
-            throw HarnessError("no cgroup2 hierarchy is mounted on this host")
+            throw TestFailure("no cgroup2 hierarchy is mounted on this host")
         }
         return target
     }
 
     /// The directory of the Swift runtime libraries this test binary runs with.
     private static func swiftRuntimeDirectory() throws -> String {
-        let maps = Command.readFile("/proc/self/maps") ?? ""
+        let maps = FileText.read("/proc/self/maps") ?? ""
         for line in maps.split(separator: "\n") {
             guard let slash = line.firstIndex(of: "/") else { continue }
             let file = String(line[slash...])
@@ -330,11 +325,11 @@ final class SystemdMachine: @unchecked Sendable {
                 return (file as NSString).deletingLastPathComponent
             }
         }
-        throw HarnessError("cannot find libswiftCore.so in /proc/self/maps")
+        throw TestFailure("cannot find libswiftCore.so in /proc/self/maps")
     }
 
     private static func children(of parent: Int32) -> [Int32] {
-        let text = Command.readFile("/proc/\(parent)/task/\(parent)/children") ?? ""
+        let text = FileText.read("/proc/\(parent)/task/\(parent)/children") ?? ""
         return text.split(separator: " ").compactMap { Int32($0) }
     }
 
@@ -393,25 +388,4 @@ func withSystemdMachine<T>(_ body: (SystemdMachine) async throws -> T) async thr
         await machine.destroy()
         throw error
     }
-}
-
-/// Paths in this package.
-enum PackagePaths {
-    static let root: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-                return url.path
-            }
-        }
-        return FileManager.default.currentDirectoryPath
-    }()
-
-    /// `VENEER_BIN_DIR`, else `.build/debug`.
-    static var binDirectory: String {
-        ProcessInfo.processInfo.environment["VENEER_BIN_DIR"] ?? root + "/.build/debug"
-    }
-
-    static var veneerd: String { binDirectory + "/veneerd" }
 }

@@ -90,7 +90,7 @@ extension Snapshotter {
 
     private static func mountFailure(_ error: any Error, key: String, target: String) -> VeneerError {
         guard let error = error as? SystemError else {
-            return .internal("cannot mount snapshot \(quoted(key)) at \(target): \(error)")
+            return .internal("cannot mount snapshot \(quoted(key)) at \(target): \(error)", cause: error)
         }
         if error.isPathProblem {
             return .invalidArgument(
@@ -99,7 +99,7 @@ extension Snapshotter {
         if error.isNoSpace {
             return .resourceExhausted("cannot mount snapshot \(quoted(key)) at \(target): \(error)")
         }
-        return .internal("cannot mount snapshot \(quoted(key)) at \(target): \(error)")
+        return .internal("cannot mount snapshot \(quoted(key)) at \(target): \(error)", cause: error)
     }
 
     /// Unmounts a target the daemon mounted and forgets it. `lazy` detaches it even
@@ -135,7 +135,7 @@ extension Snapshotter {
                 } catch where error.isBusy {
                     throw .failedPrecondition("\(target) is busy: \(error); stop what uses it, or unmount with lazy=true")
                 } catch {
-                    throw .internal("cannot unmount \(target): \(error)")
+                    throw .internal("cannot unmount \(target): \(error)", cause: error)
                 }
                 if !unmounted, let expected {
                     // Moved or covered: throws; gone: forgets the record.
@@ -207,7 +207,7 @@ extension Snapshotter {
         do {
             entries = try MountTable.current()
         } catch {
-            throw .internal("cannot read the mount table: \(error)")
+            throw .internal("cannot read the mount table: \(error)", cause: error)
         }
         guard let entry = MountTable.entry(of: expected, in: entries) else {
             try store.removeMounts([record.target])
@@ -258,7 +258,7 @@ extension Snapshotter {
         do {
             table = try await blocking { try MountTable.current() }
         } catch {
-            throw .internal("cannot read the mount table: \(error)")
+            throw .internal("cannot read the mount table: \(error)", cause: error)
         }
         var gone: [String] = []
         var moved: [(from: String, to: String)] = []

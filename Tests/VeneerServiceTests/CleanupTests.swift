@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import VeneerCore
 import VeneerOS
-import VeneerSnapshotter
+@testable import VeneerService
+import VeneerTestSupport
 
 @Suite("Snapshotter cleanup")
 struct CleanupTests {
@@ -19,12 +20,12 @@ struct CleanupTests {
     }
 
     @Test func cleanupRemovesOrphansAndKeepsLiveSnapshots() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         let layout = snapshotter.layout
         try await snapshotter.layer("base")
-        _ = try await snapshotter.create(key: "a", parent: "base", kind: .active, labels: [:])
-        _ = try await snapshotter.create(key: "v", parent: nil, kind: .view, labels: [:])
+        _ = try await snapshotter.prepare(key: "a", parent: "base", kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "v", parent: nil, kind: .view, labels: [:])
         let a = try await snapshotter.directories("a")
         try Disk.write(a.fs + "/live", bytes: 4_000)
         let live = try Disk.names(layout.snapshots)
@@ -49,12 +50,12 @@ struct CleanupTests {
     }
 
     @Test func cleanupReclaimsTheDirectoryOfARemovedSnapshotLeftBehind() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
-        _ = try await snapshotter.create(key: "a", parent: nil, kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "a", parent: nil, kind: .active, labels: [:])
         let id = try await snapshotter.id("a")
         // As if the daemon stopped between deleting the row and the directory.
-        let kept = tmp.base + "/kept"
+        let kept = tmp.path + "/kept"
         try FileSystem.rename(snapshotter.layout.snapshotDirectory(id), to: kept)
         try await snapshotter.remove(key: "a")
         try FileSystem.rename(kept, to: snapshotter.layout.snapshotDirectory(id))
@@ -65,7 +66,7 @@ struct CleanupTests {
     }
 
     @Test func cleanupNeverTouchesSnapshotsCreatedConcurrently() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         let layout = snapshotter.layout
         try await snapshotter.layer("base")
@@ -79,7 +80,7 @@ struct CleanupTests {
                 group.addTask {
                     let kind: SnapshotKind = i % 3 == 0 ? .view : .active
                     let parent: String? = i % 2 == 0 ? "base" : nil
-                    let (info, _) = try await snapshotter.create(key: "c\(i)", parent: parent, kind: kind, labels: [:])
+                    let (info, _) = try await snapshotter.prepare(key: "c\(i)", parent: parent, kind: kind, labels: [:])
                     return (info.key, nil)
                 }
                 if i == n / 2 {

@@ -4,7 +4,8 @@ import Synchronization
 import Testing
 import VeneerCore
 import VeneerOS
-import VeneerSnapshotter
+@testable import VeneerService
+import VeneerTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -12,31 +13,12 @@ import Glibc
 import Musl
 #endif
 
-/// A state root under a fresh directory in /tmp, deleted when released.
-final class TemporaryRoot: Sendable {
-    let base: String
-
-    init() throws {
-        var template = Array("/tmp/veneer-snap.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in
-            guard let start = buffer.baseAddress else { return false }
-            return mkdtemp(start) != nil
-        }
-        guard made else { throw VeneerError.internal("mkdtemp failed: errno \(errno)") }
-        base = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
+extension TemporaryDirectory {
     /// The state root itself; the snapshotter creates it.
-    var root: String { base + "/root" }
+    var root: String { path + "/root" }
 
     func snapshotter(overlayOptions: [String] = []) throws -> Snapshotter {
-        try Snapshotter(
-            root: root, overlayOptions: overlayOptions,
-            logger: Logger(label: "veneer.test") { _ in SwiftLogNoOpLogHandler() })
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: base)
+        try Snapshotter(root: root, overlayOptions: overlayOptions, logger: TestLoggers.quiet())
     }
 }
 
@@ -73,7 +55,7 @@ extension Snapshotter {
     /// Prepares `name`-work on `parent` and commits it as `name`.
     @discardableResult
     func layer(_ name: String, parent: String? = nil) async throws -> SnapshotInfo {
-        _ = try await create(key: name + "-work", parent: parent, kind: .active, labels: [:])
+        _ = try await prepare(key: name + "-work", parent: parent, kind: .active, labels: [:])
         return try await commit(key: name + "-work", name: name, labels: [:])
     }
 

@@ -1,5 +1,5 @@
 import Testing
-import VeneerSnapshotter
+import VeneerService
 
 @Suite("Layout")
 struct LayoutTests {

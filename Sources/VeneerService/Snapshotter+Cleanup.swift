@@ -86,7 +86,7 @@ extension Snapshotter {
         } catch let error as SystemError {
             throw Self.mapped(error, doing: "cleanup failed")
         } catch {
-            throw .internal("cleanup failed: \(error)")
+            throw .internal("cleanup failed: \(error)", cause: error)
         }
         return report
     }

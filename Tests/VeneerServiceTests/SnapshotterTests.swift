@@ -2,14 +2,15 @@ import Foundation
 import Testing
 import VeneerCore
 import VeneerOS
-import VeneerSnapshotter
+@testable import VeneerService
+import VeneerTestSupport
 
 @Suite("Snapshotter")
 struct SnapshotterTests {
     // MARK: - Create
 
     @Test func layoutIsCreatedOnOpen() throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         let layout = snapshotter.layout
         #expect(layout.root == tmp.root)
@@ -21,9 +22,9 @@ struct SnapshotterTests {
     }
 
     @Test func createActiveWithoutParent() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
-        let (info, mounts) = try await snapshotter.create(key: "a", parent: nil, kind: .active, labels: ["l": "v"])
+        let (info, mounts) = try await snapshotter.prepare(key: "a", parent: nil, kind: .active, labels: ["l": "v"])
         #expect(info.key == "a" && info.kind == .active && info.parent == nil && info.labels == ["l": "v"])
         let id = try await snapshotter.id("a")
         let dirs = snapshotter.layout.directories(id)
@@ -40,9 +41,9 @@ struct SnapshotterTests {
     }
 
     @Test func createViewWithoutParent() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
-        let (info, mounts) = try await snapshotter.create(key: "v", parent: nil, kind: .view, labels: [:])
+        let (info, mounts) = try await snapshotter.prepare(key: "v", parent: nil, kind: .view, labels: [:])
         #expect(info.kind == .view)
         let id = try await snapshotter.id("v")
         let dirs = snapshotter.layout.directories(id)
@@ -55,14 +56,14 @@ struct SnapshotterTests {
 
     @Test(arguments: [SnapshotKind.active, .view])
     func createOnAParentTakesTheParentsOwner(kind: SnapshotKind) async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         try await snapshotter.layer("base")
         let base = try await snapshotter.directories("base")
         let owner = FileSystem.Owner(uid: 1234, gid: 5678)
         try FileSystem.setOwner(base.fs, owner)
 
-        let (info, _) = try await snapshotter.create(key: "child", parent: "base", kind: kind, labels: [:])
+        let (info, _) = try await snapshotter.prepare(key: "child", parent: "base", kind: kind, labels: [:])
         #expect(info.parent == "base")
         let child = try await snapshotter.directories("child")
         #expect(try FileSystem.owner(child.fs) == owner)
@@ -72,7 +73,7 @@ struct SnapshotterTests {
     }
 
     @Test func aFailedMaterializeLeavesNothing() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         try await snapshotter.layer("base")
         let baseID = try await snapshotter.id("base")
@@ -83,7 +84,7 @@ struct SnapshotterTests {
 
         for kind in [SnapshotKind.active, .view] {
             let error = await #expect(throws: VeneerError.self) {
-                try await snapshotter.create(key: "child", parent: "base", kind: kind, labels: [:])
+                try await snapshotter.prepare(key: "child", parent: "base", kind: kind, labels: [:])
             }
             #expect(error?.code == .internal)
             #expect(error?.message.contains("No such file or directory") == true)
@@ -96,7 +97,7 @@ struct SnapshotterTests {
     }
 
     @Test func badInputIsRejectedBeforeAnythingIsWritten() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         let attempts: [(String, String?, SnapshotKind, [String: String])] = [
             ("", nil, .active, [:]),
@@ -108,7 +109,7 @@ struct SnapshotterTests {
         ]
         for (key, parent, kind, labels) in attempts {
             let error = await #expect(throws: VeneerError.self) {
-                try await snapshotter.create(key: key, parent: parent, kind: kind, labels: labels)
+                try await snapshotter.prepare(key: key, parent: parent, kind: kind, labels: labels)
             }
             #expect(error?.code == .invalidArgument)
         }
@@ -117,19 +118,19 @@ struct SnapshotterTests {
     }
 
     @Test func createRulesComeFromTheStore() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
-        _ = try await snapshotter.create(key: "a", parent: nil, kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "a", parent: nil, kind: .active, labels: [:])
         let dup = await #expect(throws: VeneerError.self) {
-            try await snapshotter.create(key: "a", parent: nil, kind: .view, labels: [:])
+            try await snapshotter.prepare(key: "a", parent: nil, kind: .view, labels: [:])
         }
         #expect(dup?.code == .alreadyExists)
         let orphan = await #expect(throws: VeneerError.self) {
-            try await snapshotter.create(key: "b", parent: "missing", kind: .active, labels: [:])
+            try await snapshotter.prepare(key: "b", parent: "missing", kind: .active, labels: [:])
         }
         #expect(orphan?.code == .notFound)
         let onActive = await #expect(throws: VeneerError.self) {
-            try await snapshotter.create(key: "b", parent: "a", kind: .active, labels: [:])
+            try await snapshotter.prepare(key: "b", parent: "a", kind: .active, labels: [:])
         }
         #expect(onActive?.code == .invalidArgument)
         #expect(try Disk.names(snapshotter.layout.snapshots) == ["\(try await snapshotter.id("a"))"])
@@ -138,9 +139,9 @@ struct SnapshotterTests {
     // MARK: - Commit
 
     @Test func commitRemovesTheWorkDirectoryAndStoresUsage() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
-        _ = try await snapshotter.create(key: "work", parent: nil, kind: .active, labels: ["old": "1"])
+        _ = try await snapshotter.prepare(key: "work", parent: nil, kind: .active, labels: ["old": "1"])
         let dirs = try await snapshotter.directories("work")
         try Disk.write(dirs.fs + "/file", bytes: 100_000)
         try FileSystem.makeDirectory(dirs.fs + "/dir")
@@ -166,10 +167,10 @@ struct SnapshotterTests {
     }
 
     @Test func commitFollowsTheRules() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
-        _ = try await snapshotter.create(key: "view", parent: nil, kind: .view, labels: [:])
-        _ = try await snapshotter.create(key: "active", parent: nil, kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "view", parent: nil, kind: .view, labels: [:])
+        _ = try await snapshotter.prepare(key: "active", parent: nil, kind: .active, labels: [:])
         let cases: [(key: String, name: String, code: VeneerError.Code)] = [
             ("view", "n", .failedPrecondition),
             ("missing", "n", .notFound),
@@ -191,9 +192,9 @@ struct SnapshotterTests {
     // MARK: - Remove
 
     @Test func removeDeletesTheDirectory() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
-        _ = try await snapshotter.create(key: "a", parent: nil, kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "a", parent: nil, kind: .active, labels: [:])
         let id = try await snapshotter.id("a")
         try Disk.write(snapshotter.layout.directories(id).fs + "/f", bytes: 1000)
         try await snapshotter.remove(key: "a")
@@ -205,10 +206,10 @@ struct SnapshotterTests {
     }
 
     @Test func removeOfAParentIsRefusedAndKeepsItsDirectory() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         try await snapshotter.layer("base")
-        _ = try await snapshotter.create(key: "child", parent: "base", kind: .view, labels: [:])
+        _ = try await snapshotter.prepare(key: "child", parent: "base", kind: .view, labels: [:])
         let error = await #expect(throws: VeneerError.self) { try await snapshotter.remove(key: "base") }
         #expect(error?.code == .failedPrecondition)
         #expect(FileSystem.entryType(try await snapshotter.directories("base").fs) == .directory)
@@ -220,9 +221,9 @@ struct SnapshotterTests {
     // MARK: - Update
 
     @Test func updateWithABadFieldPathChangesNothing() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
-        let (before, _) = try await snapshotter.create(key: "a", parent: nil, kind: .active, labels: ["keep": "1"])
+        let (before, _) = try await snapshotter.prepare(key: "a", parent: nil, kind: .active, labels: ["keep": "1"])
         for fieldpaths in [["kind"], ["labels.x", "parent"], ["labels."]] {
             let error = await #expect(throws: VeneerError.self) {
                 try await snapshotter.update(key: "a", labels: ["x": "2"], fieldpaths: fieldpaths)
@@ -247,11 +248,11 @@ struct SnapshotterTests {
     // MARK: - Mounts
 
     @Test func mountsFollowTheChain() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter(overlayOptions: ["index=off"])
         let (l0, l1, l2) = try await snapshotter.threeLayers()
 
-        let (_, created) = try await snapshotter.create(key: "top", parent: "L2", kind: .active, labels: [:])
+        let (_, created) = try await snapshotter.prepare(key: "top", parent: "L2", kind: .active, labels: [:])
         let top = try await snapshotter.directories("top")
         let expectedTop = [
             Mount(
@@ -261,7 +262,7 @@ struct SnapshotterTests {
         #expect(created == expectedTop)
         #expect(try await snapshotter.mounts(key: "top") == expectedTop)
 
-        _ = try await snapshotter.create(key: "one", parent: "L0", kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "one", parent: "L0", kind: .active, labels: [:])
         let one = try await snapshotter.directories("one")
         #expect(try await snapshotter.mounts(key: "one") == [
             Mount(
@@ -269,11 +270,11 @@ struct SnapshotterTests {
                 options: ["workdir=\(one.work)", "upperdir=\(one.fs)", "lowerdir=\(l0)", "index=off"])
         ])
 
-        _ = try await snapshotter.create(key: "view2", parent: "L1", kind: .view, labels: [:])
+        _ = try await snapshotter.prepare(key: "view2", parent: "L1", kind: .view, labels: [:])
         #expect(try await snapshotter.mounts(key: "view2") == [
             Mount(type: "overlay", source: "overlay", options: ["lowerdir=\(l1):\(l0)", "index=off"])
         ])
-        _ = try await snapshotter.create(key: "view1", parent: "L0", kind: .view, labels: [:])
+        _ = try await snapshotter.prepare(key: "view1", parent: "L0", kind: .view, labels: [:])
         #expect(try await snapshotter.mounts(key: "view1") == [Mount(type: "bind", source: l0, options: ["ro", "rbind"])])
 
         let committed = await #expect(throws: VeneerError.self) { try await snapshotter.mounts(key: "L1") }
@@ -284,14 +285,14 @@ struct SnapshotterTests {
 
     @Test("the chains of lower layers kept in memory follow layers that come and go")
     func lowerChainsFollowChanges() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         let (l0, l1, oldL2) = try await snapshotter.threeLayers()
         func lowerdir(_ key: String) async throws -> String? {
             try await snapshotter.mounts(key: key).first?.options.first { $0.hasPrefix("lowerdir=") }
         }
         // Planned once, then taken from memory: the same chain either way.
-        for key in ["a", "b"] { _ = try await snapshotter.create(key: key, parent: "L2", kind: .active, labels: [:]) }
+        for key in ["a", "b"] { _ = try await snapshotter.prepare(key: key, parent: "L2", kind: .active, labels: [:]) }
         #expect(try await lowerdir("a") == "lowerdir=\(oldL2):\(l1):\(l0)")
         #expect(try await lowerdir("b") == "lowerdir=\(oldL2):\(l1):\(l0)")
         // L2 goes and comes back as a new layer: what stands on it sees the new one.
@@ -299,13 +300,13 @@ struct SnapshotterTests {
         try await snapshotter.layer("L2", parent: "L1")
         let newL2 = try await snapshotter.directories("L2").fs
         #expect(newL2 != oldL2)
-        _ = try await snapshotter.create(key: "c", parent: "L2", kind: .view, labels: [:])
+        _ = try await snapshotter.prepare(key: "c", parent: "L2", kind: .view, labels: [:])
         #expect(try await lowerdir("c") == "lowerdir=\(newL2):\(l1):\(l0)")
         // More parents than chains kept: each still gets its own chain.
         let count = Snapshotter.lowerChainsKept + 6
         for index in 0..<count {
             try await snapshotter.layer("P\(index)", parent: index % 2 == 0 ? "L0" : "L1")
-            _ = try await snapshotter.create(key: "on-P\(index)", parent: "P\(index)", kind: .active, labels: [:])
+            _ = try await snapshotter.prepare(key: "on-P\(index)", parent: "P\(index)", kind: .active, labels: [:])
         }
         for index in 0..<count {
             let own = try await snapshotter.directories("P\(index)").fs
@@ -317,11 +318,11 @@ struct SnapshotterTests {
     // MARK: - Reads and persistence
 
     @Test func listFiltersAndCounts() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         try await snapshotter.layer("base")
-        _ = try await snapshotter.create(key: "a", parent: "base", kind: .active, labels: ["team": "web"])
-        _ = try await snapshotter.create(key: "v", parent: "base", kind: .view, labels: [:])
+        _ = try await snapshotter.prepare(key: "a", parent: "base", kind: .active, labels: ["team": "web"])
+        _ = try await snapshotter.prepare(key: "v", parent: "base", kind: .view, labels: [:])
         #expect(try await snapshotter.list(filters: []).map(\.key) == ["base", "a", "v"])
         #expect(try await snapshotter.list(filters: ["kind==committed"]).map(\.key) == ["base"])
         #expect(try await snapshotter.list(filters: ["labels.team", "kind==view"]).map(\.key) == ["a", "v"])
@@ -331,12 +332,12 @@ struct SnapshotterTests {
     }
 
     @Test func snapshotsSurviveReopening() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         var expected: [SnapshotInfo] = []
         do {
             let snapshotter = try tmp.snapshotter()
             try await snapshotter.layer("base")
-            _ = try await snapshotter.create(key: "a", parent: "base", kind: .active, labels: ["x": "y"])
+            _ = try await snapshotter.prepare(key: "a", parent: "base", kind: .active, labels: ["x": "y"])
             expected = try await snapshotter.list(filters: [])
         }
         let reopened = try tmp.snapshotter()
@@ -349,16 +350,16 @@ struct SnapshotterTests {
     // MARK: - Recovery of directories lost in a power loss
 
     @Test func recoverDirectoriesMakesAgainWhatAPowerLossTookBack() async throws {
-        let tmp = try TemporaryRoot()
+        let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
-        _ = try await snapshotter.create(key: "base", parent: nil, kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "base", parent: nil, kind: .active, labels: [:])
         _ = try await snapshotter.commit(key: "base", name: "layer", labels: [:])
         let layerID = try await snapshotter.id("layer")
         let owner = FileSystem.Owner(uid: 4321, gid: 8765)
         try FileSystem.setOwner(snapshotter.layout.directories(layerID).fs, owner)
-        _ = try await snapshotter.create(key: "active", parent: "layer", kind: .active, labels: [:])
-        _ = try await snapshotter.create(key: "view", parent: "layer", kind: .view, labels: [:])
-        _ = try await snapshotter.create(key: "kept", parent: "layer", kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "active", parent: "layer", kind: .active, labels: [:])
+        _ = try await snapshotter.prepare(key: "view", parent: "layer", kind: .view, labels: [:])
+        _ = try await snapshotter.prepare(key: "kept", parent: "layer", kind: .active, labels: [:])
         let activeID = try await snapshotter.id("active")
         let viewID = try await snapshotter.id("view")
         let keptID = try await snapshotter.id("kept")

@@ -1,0 +1,57 @@
+import Logging
+import Synchronization
+import VeneerCore
+import VeneerFilter
+import VeneerOS
+import VeneerStore
+
+extension Snapshotter {
+    public func remove(key: String) async throws(VeneerError) {
+        try Rules.validateKey(key)
+        if let current = try await store.get(key) { try await refuseIfSomethingIsMountedInside(current) }
+        let record = try await store.remove(key)
+        let dir = layout.snapshotDirectory(record.id)
+        do {
+            let kept = try await blocking { try FileSystem.removeTree(dir) }
+            if !kept.isEmpty {
+                logger.warning(
+                    "kept what is mounted inside a removed snapshot; unmount it, then clean up",
+                    metadata: ["path": "\(dir)", "mount_points": "\(kept.joined(separator: ", "))"])
+            }
+        } catch {
+            // The row is gone, so the directory is an orphan that cleanup reclaims.
+            logger.warning("cannot remove directory of removed snapshot; cleanup will retry",
+                metadata: ["path": "\(dir)", "error": "\(error)"])
+        }
+        logger.info("removed snapshot", metadata: ["snapshot.key": "\(key)", "id": "\(record.id)"])
+    }
+
+    /// Refuses to remove a snapshot while anything is mounted inside its directories
+    /// (by someone else: the daemon's own mounts are refused by the store): deleting
+    /// them would delete through that mount.
+    private func refuseIfSomethingIsMountedInside(_ record: SnapshotRecord) async throws(VeneerError) {
+        let dir = stateRoot.path + "/snapshots/\(record.id)"
+        let inside: [String]
+        do {
+            inside = try await blocking { try MountTable.current().map(\.target).filter { PathSafety.isLexicallyInside($0, dir) } }
+        } catch {
+            throw .internal("cannot read the mount table: \(error)", cause: error)
+        }
+        if !inside.isEmpty {
+            throw .failedPrecondition(
+                "snapshot \(quoted(record.key)) has something mounted inside its directory at \(inside.sorted().joined(separator: ", ")); unmount it before removing the snapshot")
+        }
+    }
+
+    /// A measurement of `record`'s layer failed: not found when the snapshot was
+    /// removed meanwhile (its directory went with it), else the failure.
+    func measurementFailed(_ error: any Error, key: String, record: SnapshotRecord) async -> VeneerError {
+        if let current = try? await store.get(key), current.id == record.id {
+            if let error = error as? SystemError {
+                return Self.mapped(error, doing: "cannot measure snapshot \(quoted(key))")
+            }
+            return .internal("cannot measure snapshot \(quoted(key)): \(error)", cause: error)
+        }
+        return Lifecycle.notFound(key)
+    }
+}
