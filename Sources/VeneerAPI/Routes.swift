@@ -6,21 +6,6 @@ import VeneerJSON
 import VeneerService
 import VeneerWire
 
-/// Facts about the running daemon that `/v1/status` reports.
-public struct ServerFacts: Sendable {
-    public var root: String
-    public var rootFilesystem: String
-    public var socket: String
-    public var overlay: OverlayFeatureReport
-
-    public init(root: String, rootFilesystem: String, socket: String, overlay: OverlayFeatureReport) {
-        self.root = root
-        self.rootFilesystem = rootFilesystem
-        self.socket = socket
-        self.overlay = overlay
-    }
-}
-
 /// The HTTP API v1. `api/openapi.yaml` is its contract.
 public enum API {
     /// Reads the configuration again (`POST /v1/reload`); the daemon provides it.
@@ -121,7 +106,7 @@ public enum API {
             if query.count > 1 {
                 throw VeneerError.invalidArgument("give the key query parameter at most once")
             }
-            let mounts = try await snapshotter.liveMounts(key: query.first?.1)
+            let mounts = try await snapshotter.liveMounts.list(key: query.first?.1)
             return JSON.response(bytes: JSONWriter.liveMounts(mounts))
         }
 
@@ -144,7 +129,7 @@ public enum API {
                 }
             default: throw VeneerError.invalidArgument("give the lazy query parameter at most once")
             }
-            try await snapshotter.unmount(target: target, lazy: lazy)
+            try await snapshotter.liveMounts.unmount(target: target, lazy: lazy)
             return Response(status: .noContent)
         }
 
@@ -156,54 +141,5 @@ public enum API {
             router.on(RouterPath(endpoint.path), method: endpoint.method, use: endpoint.handler)
         }
         return router
-    }
-}
-
-public func status(snapshotter: Snapshotter, facts: ServerFacts) async throws(VeneerError) -> StatusResponse {
-    let status = try await snapshotter.status()
-    return StatusResponse(
-        version: Veneer.version, root: facts.root, rootFilesystem: facts.rootFilesystem, socket: facts.socket,
-        snapshots: status.snapshots, mounts: status.mounts, maxDepth: status.maxDepth,
-        deepestChain: status.deepestChain, overlay: facts.overlay, uptimeSeconds: status.uptimeSeconds)
-}
-
-/// One debug line per request: method, path, status, duration.
-struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-    ) async throws -> Response {
-        guard context.logger.logLevel <= .debug else {
-            return try await next(request, context)
-        }
-        let start = ContinuousClock.now
-        let response = try await next(request, context)
-        let micros = Int64((ContinuousClock.now - start) / .microseconds(1))
-        context.logger.debug(
-            "request",
-            metadata: [
-                "method": "\(request.method)", "path": "\(request.uri.path)",
-                "status": "\(response.status.code)", "duration_us": "\(micros)",
-            ])
-        return response
-    }
-}
-
-/// `POST /v1/mounts` once its body is decoded. The router and ``DirectResponseHandler``
-/// both answer it through here.
-enum MountRoute {
-    static let what = "the mount request"
-
-    /// Mounts and returns the body of the `201 Created` answer.
-    static func mount(_ request: MountRequest, snapshotter: Snapshotter) async throws(VeneerError) -> [UInt8] {
-        try await blockingOperation { () throws(VeneerError) -> [UInt8] in
-            try mountBlocking(request, snapshotter: snapshotter)
-        }
-    }
-
-    /// ``mount(_:snapshotter:)`` on the calling thread, which it blocks.
-    static func mountBlocking(_ request: MountRequest, snapshotter: Snapshotter) throws(VeneerError) -> [UInt8] {
-        let made = try snapshotter.mountBlocking(
-            key: request.key, target: request.target, readonly: request.readonly ?? false)
-        return JSONWriter.liveMount(made.live, mountsJSON: made.mountsJSON)
     }
 }

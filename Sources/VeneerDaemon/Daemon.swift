@@ -157,7 +157,7 @@ public struct Daemon: Sendable {
                     "startup recovery removed leftovers",
                     metadata: ["removed": "\(report.removed)", "reclaimed_bytes": "\(report.reclaimedBytes)"])
             }
-            let gone = try await snapshotter.reconcileMounts()
+            let gone = try await snapshotter.liveMounts.reconcile()
             if !gone.isEmpty {
                 logger.notice(
                     "startup reconciliation dropped records of mounts that are gone", metadata: ["count": "\(gone.count)"])

@@ -21,7 +21,7 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Builds the error from the calling thread's current errno.
-    static func last(_ operation: String, _ path: String) -> SystemError {
+    public static func last(_ operation: String, _ path: String) -> SystemError {
         SystemError(operation, path, errno: Glibc.errno)
     }
 

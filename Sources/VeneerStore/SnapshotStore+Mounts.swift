@@ -87,7 +87,7 @@ extension SnapshotStore {
         }
     }
 
-    private static func targetTaken(_ target: String, by existing: MountRecord) -> VeneerError {
+    static func targetTaken(_ target: String, by existing: MountRecord) -> VeneerError {
         .alreadyExists(
             "\(target) is already a mount target of snapshot \(quoted(existing.key)); unmount it first or choose another target")
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VeneerCore
 import VeneerOS
+import VeneerOSBaseline
 import VeneerWire
 
 /// Measures the daemon through its socket: prepare+commit+remove cycles, stats and
@@ -160,12 +161,12 @@ struct VeneerBench: ParsableCommand {
 
                 t0 = SystemClock.monotonicNanoseconds()
                 if fitsOneCall {
-                    try RawMount.mount(type: "overlay", source: "overlay", target: target, options: options)
+                    try BaselineMount.mount(type: "overlay", source: "overlay", target: target, options: options)
                 } else {
-                    try RawMount.overlay(lowers: lowers, upper: upper, work: work, target: target)
+                    try BaselineMount.overlay(lowers: lowers, upper: upper, work: work, target: target)
                 }
                 raw.append(Double(SystemClock.monotonicNanoseconds() - t0) / 1e9)
-                try RawMount.unmount(target)
+                try BaselineMount.unmount(target)
 
                 // The daemon's own mount code (target check, then libmount or the new
                 // mount API), called in this process: what any daemon built on it pays
@@ -173,7 +174,7 @@ struct VeneerBench: ParsableCommand {
                 t0 = SystemClock.monotonicNanoseconds()
                 try Mounter.mountOverlay(lowers: lowers, upper: upper, work: work, at: target)
                 mounter.append(Double(SystemClock.monotonicNanoseconds() - t0) / 1e9)
-                try RawMount.unmount(target)
+                try BaselineMount.unmount(target)
             }
             let apiP50 = percentile(api, 0.5)
             let rawP50 = percentile(raw, 0.5)

@@ -3,8 +3,16 @@ import VeneerCore
 import VeneerOS
 import VeneerStore
 
-extension Snapshotter {
-    // MARK: - Mounts made by the daemon
+/// The mounts the daemon makes itself (`/v1/mounts`): made on request, recorded in the
+/// store with the kernel's identity of each, unmounted only when the target still leads
+/// to that very mount, and reconciled with the kernel's mount table at start-up.
+public struct LiveMounts: Sendable {
+    let snapshotter: Snapshotter
+
+    private var store: SnapshotStore { snapshotter.store }
+    private var stateRoot: PathSafety.StateRoot { snapshotter.stateRoot }
+    private var targetLocks: TargetLocks { snapshotter.targetLocks }
+    private var logger: Logger { snapshotter.logger }
 
     /// Mounts the snapshot `key` at `target`. The mount is recorded before it is made
     /// visible, so a crash in between leaves a record that start-up reconciliation drops,
@@ -26,7 +34,7 @@ extension Snapshotter {
         // Planned here; a failure is reported after the target checks, which come first.
         let planned = Result { () throws(VeneerError) -> (SnapshotRecord, [Mount], lowers: [String]) in
             guard let record else { throw Lifecycle.notFound(key) }
-            let plan = try self.plan(of: record)
+            let plan = try snapshotter.plan(of: record)
             return (record, plan.mounts, plan.lowers)
         }
         let readonly = readonly || record?.kind == .view
@@ -40,7 +48,7 @@ extension Snapshotter {
         }
         let (snapshot, mounts, lowers) = try planned.get()
         let recording = try store.recordMount(
-            of: snapshot, target: target, readonly: readonly, mounts: mounts, at: Self.now()
+            of: snapshot, target: target, readonly: readonly, mounts: mounts, at: Snapshotter.now()
         ) { siblings throws(VeneerError) in
             if snapshot.kind == .active, !siblings.isEmpty, !readonly || siblings.contains(where: { !$0.readonly }) {
                 let targets = siblings.map(\.target).sorted().joined(separator: ", ")
@@ -241,7 +249,8 @@ extension Snapshotter {
             && matchesRecord(entry, record, stateRoot: stateRoot, entries: entries)
     }
 
-    public func liveMounts(key: String?) async throws(VeneerError) -> [LiveMount] {
+    /// The live mounts, of one snapshot or all, ordered by target.
+    public func list(key: String?) async throws(VeneerError) -> [LiveMount] {
         if let key { try Rules.validateKey(key) }
         return try await store.mounts(key: key).map(\.live)
     }
@@ -251,7 +260,7 @@ extension Snapshotter {
     /// mount, or never made because of a crash) is dropped; one whose mount was moved
     /// follows it; one made before mounts were identified is identified by the mount
     /// at its target. Never unmounts anything. Returns the targets dropped.
-    public func reconcileMounts() async throws(VeneerError) -> [String] {
+    public func reconcile() async throws(VeneerError) -> [String] {
         let records = try await store.mounts()
         if records.isEmpty { return [] }
         let table: [MountEntry]
@@ -306,4 +315,9 @@ extension Snapshotter {
         }
         return gone
     }
+}
+
+extension Snapshotter {
+    /// The mounts the daemon makes itself.
+    public var liveMounts: LiveMounts { LiveMounts(snapshotter: self) }
 }

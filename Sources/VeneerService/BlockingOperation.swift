@@ -22,35 +22,3 @@ public func blockingOperation<T: Sendable>(
     }
     return try result.get()
 }
-
-/// A first-come, first-served async mutex for long operations that must not overlap.
-public actor AsyncGate {
-    private var busy = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    public init() {}
-
-    public func enter() async {
-        if !busy {
-            busy = true
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    public func leave() {
-        if waiters.isEmpty {
-            busy = false
-        } else {
-            waiters.removeFirst().resume()
-        }
-    }
-}
-
-extension Optional {
-    /// `flatMap` with an async transform.
-    func asyncFlatMap<U, E: Error>(_ transform: (Wrapped) async throws(E) -> U?) async throws(E) -> U? {
-        guard let value = self else { return nil }
-        return try await transform(value)
-    }
-}

@@ -1,0 +1,77 @@
+import Foundation
+import GRDB
+import Synchronization
+import VeneerCore
+import VeneerJSON
+
+extension SnapshotStore {
+    public func get(_ key: String) async throws(VeneerError) -> SnapshotRecord? {
+        record(key)
+    }
+
+    /// ``get(_:)`` without suspending: the in-memory index only.
+    public func record(_ key: String) -> SnapshotRecord? {
+        index.withLock { $0.byKey[key] }
+    }
+
+    /// Ids of the ancestors of snapshot `id`, nearest first (the snapshot itself not
+    /// included): what an overlay's lower layers are made of.
+    public func ancestorIDs(of id: Int64) -> [Int64] {
+        index.withLock { index in
+            var ids: [Int64] = []
+            ids.reserveCapacity((index.depthByID[id] ?? 1) - 1)
+            var next = index.parentByID[id]
+            while let parent = next {
+                ids.append(parent)
+                next = index.parentByID[parent]
+            }
+            return ids
+        }
+    }
+
+    /// Every snapshot, oldest first.
+    public func list() async throws(VeneerError) -> [SnapshotRecord] {
+        let records = index.withLock { Array($0.byKey.values) }
+        // Sort positions rather than the (large) records themselves.
+        return records.indices.sorted { records[$0].id < records[$1].id }.map { records[$0] }
+    }
+
+    public func counts() async throws(VeneerError) -> KindCounts {
+        index.withLock { index in
+            var counts = KindCounts()
+            for record in index.byKey.values {
+                switch record.kind {
+                case .active: counts.active += 1
+                case .view: counts.view += 1
+                case .committed: counts.committed += 1
+                }
+            }
+            return counts
+        }
+    }
+
+    /// Length of the chain of `key` (itself included), or nil when it does not exist.
+    public func depth(_ key: String) async throws(VeneerError) -> Int? {
+        index.withLock { index in index.byKey[key].flatMap { index.depthByID[$0.id] } }
+    }
+
+    /// Longest chain of committed snapshots present.
+    public func deepestChain() async throws(VeneerError) -> Int {
+        index.withLock { index in
+            var deepest = 0
+            for record in index.byKey.values where record.kind == .committed {
+                deepest = max(deepest, index.depthByID[record.id] ?? 0)
+            }
+            return deepest
+        }
+    }
+
+    public func allIDs() async throws(VeneerError) -> Set<Int64> {
+        index.withLock { Set($0.keyByID.keys) }
+    }
+
+    /// A query that proves the database answers (used by health checks).
+    public func ping() async throws(VeneerError) {
+        _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+}
