@@ -19,7 +19,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     }
 
     public init(_ error: VeneerError) {
-        self.init(APIErrorCode(error.code), error.message)
+        self.init(.service(error.code), error.message)
     }
 
     public var description: String { "\(code.rawValue): \(message)" }
@@ -29,13 +29,12 @@ extension APIErrorCode {
     /// HTTP status of each error code.
     public var httpStatus: HTTPResponse.Status {
         switch self {
-        case .invalidArgument: .badRequest
-        case .notFound: .notFound
-        case .alreadyExists: .conflict
-        case .failedPrecondition: .conflict
-        case .resourceExhausted: .init(code: 507, reasonPhrase: "Insufficient Storage")
-        case .unavailable: .serviceUnavailable
-        case .internal: .internalServerError
+        case .service(.invalidArgument): .badRequest
+        case .service(.notFound): .notFound
+        case .service(.alreadyExists), .service(.failedPrecondition): .conflict
+        case .service(.resourceExhausted): .init(code: 507, reasonPhrase: "Insufficient Storage")
+        case .service(.unavailable): .serviceUnavailable
+        case .service(.internal): .internalServerError
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
         case .methodNotAllowed: .methodNotAllowed

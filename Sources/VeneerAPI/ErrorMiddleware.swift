@@ -35,9 +35,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 switch error.status.code {
                 case 413: .payloadTooLarge
                 case 415: .unsupportedMediaType
-                case 400..<500: .invalidArgument
-                case 503: .unavailable
-                default: .internal
+                case 400..<500: .service(.invalidArgument)
+                case 503: .service(.unavailable)
+                default: .service(.internal)
                 }
             return JSON.error(APIError(code, "request failed: \(error.status)"))
         } catch {

@@ -28,7 +28,7 @@ enum RequestDecoding {
     ) throws(APIError) -> T {
         try checkMediaType(contentType, what: what)
         if bytes.isEmpty {
-            throw APIError(.invalidArgument, "\(what) needs a JSON body")
+            throw APIError(.invalidArgument("\(what) needs a JSON body"))
         }
         if contentType == nil {
             throw APIError(
@@ -38,16 +38,16 @@ enum RequestDecoding {
         do {
             value = try StrictJSON.parse(bytes)
         } catch {
-            throw APIError(.invalidArgument, "\(what) is not valid: \(error.message)")
+            throw APIError(.invalidArgument("\(what) is not valid: \(error.message)"))
         }
         do {
             return try StrictJSON.decode(T.self, from: value)
         } catch let error as VeneerError {
             throw APIError(error)
         } catch let error as DecodingError {
-            throw APIError(.invalidArgument, "\(what) is not valid: \(describe(error))")
+            throw APIError(.invalidArgument("\(what) is not valid: \(describe(error))"))
         } catch {
-            throw APIError(.invalidArgument, "\(what) is not valid JSON: \(error)")
+            throw APIError(.invalidArgument("\(what) is not valid JSON: \(error)"))
         }
     }
 

@@ -12,11 +12,6 @@ public struct ConnectionTimeouts: Sendable, Equatable {
     /// Longest the head of a request may take to arrive, from its first byte; and, once
     /// the head is in, the longest gap between two reads of its body.
     public var read: Int
-
-    public init(idle: Int, read: Int) {
-        self.idle = idle
-        self.read = read
-    }
 }
 
 /// The timers of one connection. Two handlers feed it: ``ConnectionBytesHandler``, first

@@ -10,11 +10,6 @@ public final class ConnectionPolicy: Sendable {
         public var timeouts: ConnectionTimeouts
         /// Most connections served at once; one more is answered `503` and closed.
         public var maxConnections: Int
-
-        public init(timeouts: ConnectionTimeouts, maxConnections: Int) {
-            self.timeouts = timeouts
-            self.maxConnections = maxConnections
-        }
     }
 
     private struct State {

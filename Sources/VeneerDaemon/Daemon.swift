@@ -183,10 +183,11 @@ public struct Daemon: Sendable {
         let reloads = ConfigurationReload(
             running: configuration, configFile: configFile, overrides: overrides, logLevel: logLevel,
             connections: connections, logger: logger)
+        let router = API.router(
+            snapshotter: snapshotter, facts: facts,
+            reload: { () throws(VeneerError) in try await reloads.reload(snapshotter, trigger: "API") })
         let server = ListeningSocketServer(
-            descriptor: descriptor, router: API.router(
-                snapshotter: snapshotter, facts: facts,
-                reload: { () throws(VeneerError) in try await reloads.reload(snapshotter, trigger: "API") }),
+            descriptor: descriptor, responder: router.buildResponder(),
             serverName: "veneerd",
             http: .init(additionalChannelHandlers: [
                 ParseErrorAnswerHandler(serverName: "veneerd"),

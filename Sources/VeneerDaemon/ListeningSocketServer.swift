@@ -52,21 +52,6 @@ where Responder.Context: InitializableFromSource<ApplicationRequestContextSource
         self.onServerRunning = onServerRunning
     }
 
-    public init<Builder: HTTPResponderBuilder>(
-        descriptor: Int32,
-        router: Builder,
-        serverName: String? = nil,
-        http: HTTP1Channel.Configuration = .init(),
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        policy: ConnectionPolicy,
-        logger: Logger,
-        onServerRunning: @escaping @Sendable () async -> Void = {}
-    ) where Builder.Responder == Responder {
-        self.init(
-            descriptor: descriptor, responder: router.buildResponder(), serverName: serverName, http: http,
-            eventLoopGroup: eventLoopGroup, policy: policy, logger: logger, onServerRunning: onServerRunning)
-    }
-
     public var description: String { "ListeningSocketServer(fd \(descriptor))" }
 
     public func run() async throws {

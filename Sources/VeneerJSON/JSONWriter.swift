@@ -88,4 +88,13 @@ public struct JSONWriter: Sendable {
         }
         bytes.append(UInt8(ascii: "]"))
     }
+
+    /// A whole answer body: what `write` writes, then a newline.
+    @inlinable
+    public static func body(capacity: Int = 256, _ write: (inout JSONWriter) -> Void) -> [UInt8] {
+        var writer = JSONWriter(capacity: capacity)
+        write(&writer)
+        writer.bytes.append(UInt8(ascii: "\n"))
+        return writer.bytes
+    }
 }

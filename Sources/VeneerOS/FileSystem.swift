@@ -150,14 +150,20 @@ public enum FileSystem {
         return kept
     }
 
-    /// Empties the directory open at `fd` (in the mount `mount`) and closes `fd`;
-    /// mount points found below are added to `kept` and left alone.
-    private static func removeContents(of fd: Int32, path: String, mount: UInt64, kept: inout [String]) throws(SystemError) {
+    /// A directory stream over `fd`, which it then owns; on failure `fd` is closed.
+    private static func directoryStream(_ fd: Int32, path: String) throws(SystemError) -> OpaquePointer {
         guard let dir = fdopendir(fd) else {
             let error = SystemError.last("fdopendir", path)
             close(fd)
             throw error
         }
+        return dir
+    }
+
+    /// Empties the directory open at `fd` (in the mount `mount`) and closes `fd`;
+    /// mount points found below are added to `kept` and left alone.
+    private static func removeContents(of fd: Int32, path: String, mount: UInt64, kept: inout [String]) throws(SystemError) {
+        let dir = try directoryStream(fd, path: path)
         defer { closedir(dir) }
         for name in names(in: dir) {
             let child = path + "/" + name
@@ -235,11 +241,7 @@ public enum FileSystem {
     private static func addUsage(
         of fd: Int32, path: String, mount: UInt64, seen: inout Set<InodeID>, usage: inout DiskUsage
     ) throws(SystemError) {
-        guard let dir = fdopendir(fd) else {
-            let error = SystemError.last("fdopendir", path)
-            close(fd)
-            throw error
-        }
+        let dir = try directoryStream(fd, path: path)
         defer { closedir(dir) }
         for name in names(in: dir) {
             var st = stat()

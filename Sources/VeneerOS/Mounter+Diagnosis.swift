@@ -4,8 +4,6 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
 #endif
 
 // Why a mount failed, in words: the kernel's own message where it gives one, else

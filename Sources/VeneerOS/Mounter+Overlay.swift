@@ -4,8 +4,6 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
 #endif
 
 // Overlays: the method for a stack (one mount(2) call, the new mount API with

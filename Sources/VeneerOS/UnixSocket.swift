@@ -37,25 +37,7 @@ extension UnixSocket {
     public static func bindListening(path: String, mode: UInt32, backlog: Int32 = 256) throws(SystemError) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 { throw .last("socket", path) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count <= maxPathBytes else {
-            close(fd)
-            throw SystemError("bind", path, errno: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        let len = socklen_t(MemoryLayout<sockaddr_un>.size)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
-        }
-        if rc != 0 {
-            let error = SystemError.last("bind", path)
-            close(fd)
-            throw error
-        }
+        try UnixSocket.withAddress(of: path, socket: fd, operation: "bind") { bind(fd, $0, $1) }
         if chmod(path, mode_t(mode)) != 0 || listen(fd, backlog) != 0 {
             let error = SystemError.last("listen", path)
             close(fd)
@@ -63,6 +45,35 @@ extension UnixSocket {
             throw error
         }
         return fd
+    }
+}
+
+extension UnixSocket {
+    /// Calls `call` (bind or connect) with the address of `path`; when the path is too
+    /// long or the call fails, closes `fd` and throws.
+    static func withAddress(
+        of path: String, socket fd: Int32, operation: String,
+        _ call: (UnsafePointer<sockaddr>, socklen_t) -> Int32
+    ) throws(SystemError) {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count <= maxPathBytes else {
+            close(fd)
+            throw SystemError(operation, path, errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let len = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call($0, len) }
+        }
+        if rc != 0 {
+            let error = SystemError.last(operation, path)
+            close(fd)
+            throw error
+        }
     }
 }
 
@@ -74,25 +85,7 @@ public final class UnixStreamConnection {
     public init(path: String) throws(SystemError) {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 { throw .last("socket", path) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count <= UnixSocket.maxPathBytes else {
-            close(fd)
-            throw SystemError("connect", path, errno: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        let len = socklen_t(MemoryLayout<sockaddr_un>.size)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) }
-        }
-        if rc != 0 {
-            let error = SystemError.last("connect", path)
-            close(fd)
-            throw error
-        }
+        try UnixSocket.withAddress(of: path, socket: fd, operation: "connect") { connect(fd, $0, $1) }
     }
 
     deinit { close(fd) }

@@ -25,28 +25,25 @@ extension JSONWriter {
     }
 
     public static func info(_ value: SnapshotInfo) -> [UInt8] {
-        var writer = JSONWriter()
-        writer.info(value)
-        writer.bytes.append(UInt8(ascii: "\n"))
-        return writer.bytes
+        body { $0.info(value) }
     }
 
     public static func list(_ infos: [SnapshotInfo]) -> [UInt8] {
-        var writer = JSONWriter(capacity: 64 + infos.count * 200)
-        writer.raw("{\"snapshots\":")
-        writer.array(infos) { $0.info($1) }
-        writer.raw("}\n")
-        return writer.bytes
+        body(capacity: 64 + infos.count * 200) { writer in
+            writer.raw("{\"snapshots\":")
+            writer.array(infos) { $0.info($1) }
+            writer.raw("}")
+        }
     }
 
     public static func prepared(_ info: SnapshotInfo, _ mounts: [Mount]) -> [UInt8] {
-        var writer = JSONWriter(capacity: 512 + estimatedSize(mounts))
-        writer.raw("{\"mounts\":")
-        writer.mounts(mounts)
-        writer.raw(",\"snapshot\":")
-        writer.info(info)
-        writer.raw("}\n")
-        return writer.bytes
+        body(capacity: 512 + estimatedSize(mounts)) { writer in
+            writer.raw("{\"mounts\":")
+            writer.mounts(mounts)
+            writer.raw(",\"snapshot\":")
+            writer.info(info)
+            writer.raw("}")
+        }
     }
 
     /// `mountsJSON`, when given, is `live.mounts` as ``mountArray(_:)`` writes them.
@@ -68,25 +65,24 @@ extension JSONWriter {
     }
 
     public static func liveMount(_ live: LiveMount, mountsJSON: [UInt8]? = nil) -> [UInt8] {
-        var writer = JSONWriter(capacity: 512 + (mountsJSON?.count ?? estimatedSize(live.mounts)))
-        writer.liveMount(live, mountsJSON: mountsJSON)
-        writer.bytes.append(UInt8(ascii: "\n"))
-        return writer.bytes
+        body(capacity: 512 + (mountsJSON?.count ?? estimatedSize(live.mounts))) {
+            $0.liveMount(live, mountsJSON: mountsJSON)
+        }
     }
 
     public static func liveMounts(_ mounts: [LiveMount]) -> [UInt8] {
-        var writer = JSONWriter(capacity: 64 + mounts.count * 512)
-        writer.raw("{\"mounts\":")
-        writer.array(mounts) { $0.liveMount($1) }
-        writer.raw("}\n")
-        return writer.bytes
+        body(capacity: 64 + mounts.count * 512) { writer in
+            writer.raw("{\"mounts\":")
+            writer.array(mounts) { $0.liveMount($1) }
+            writer.raw("}")
+        }
     }
 
     public static func mountList(_ mounts: [Mount]) -> [UInt8] {
-        var writer = JSONWriter(capacity: 256 + estimatedSize(mounts))
-        writer.raw("{\"mounts\":")
-        writer.mounts(mounts)
-        writer.raw("}\n")
-        return writer.bytes
+        body(capacity: 256 + estimatedSize(mounts)) { writer in
+            writer.raw("{\"mounts\":")
+            writer.mounts(mounts)
+            writer.raw("}")
+        }
     }
 }

@@ -7,17 +7,28 @@ private let labelHelp = ArgumentHelp("Set a label on the snapshot (repeatable)."
 private let targetHelp = ArgumentHelp(
     "The mount point written in the printed mount commands.", valueName: "dir")
 
-/// Creates an active snapshot or a view and prints its mounts.
-private func prepare(
-    kind: SnapshotKind, key: String, parent: String?, labels: [String], target: String, global: GlobalOptions
-) async throws {
-    let labels = try LabelAssignment.dictionary(labels, option: "--label")
-    try await global.perform { () async throws(VeneerError) in
-        let answer = try await global.client().prepare(
-            PrepareRequest(key: key, parent: parent, kind: kind, labels: labels.isEmpty ? nil : labels))
-        try global.emit(
-            answer,
-            text: answer.mounts.map { Format.mountCommand($0, target: target) }.joined(separator: "\n"))
+/// What `prepare` and `view` take: the new snapshot, its parent, labels, and the target
+/// the printed mount commands name.
+struct NewSnapshotOptions: ParsableArguments {
+    @Argument(help: "Key of the new snapshot.") var key: String
+    @Argument(help: "Committed snapshot to build on (prepare) or to show (view).") var parent: String?
+    @Option(name: .customLong("label"), help: labelHelp) var labels: [String] = []
+    @Option(help: targetHelp) var target = "TARGET"
+
+    func validate() throws {
+        _ = try LabelAssignment.dictionary(labels, option: "--label")
+    }
+
+    /// Creates an active snapshot or a view and prints its mounts.
+    func run(_ kind: SnapshotKind, global: GlobalOptions) async throws {
+        let labels = try LabelAssignment.dictionary(labels, option: "--label")
+        try await global.perform { () async throws(VeneerError) in
+            let answer = try await global.client().prepare(
+                PrepareRequest(key: key, parent: parent, kind: kind, labels: labels.isEmpty ? nil : labels))
+            try global.emit(
+                answer,
+                text: answer.mounts.map { Format.mountCommand($0, target: target) }.joined(separator: "\n"))
+        }
     }
 }
 
@@ -28,19 +39,9 @@ struct PrepareCommand: AsyncParsableCommand {
         discussion: "Without PARENT the snapshot starts empty. The parent must be a committed snapshot.")
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "Key of the new snapshot.") var key: String
-    @Argument(help: "Committed snapshot to build on.") var parent: String?
-    @Option(name: .customLong("label"), help: labelHelp) var labels: [String] = []
-    @Option(help: targetHelp) var target = "TARGET"
+    @OptionGroup var snapshot: NewSnapshotOptions
 
-    func validate() throws {
-        _ = try LabelAssignment.dictionary(labels, option: "--label")
-    }
-
-    func run() async throws {
-        try await prepare(
-            kind: .active, key: key, parent: parent, labels: labels, target: target, global: global)
-    }
+    func run() async throws { try await snapshot.run(.active, global: global) }
 }
 
 struct ViewCommand: AsyncParsableCommand {
@@ -49,19 +50,9 @@ struct ViewCommand: AsyncParsableCommand {
         abstract: "Create a read-only view of a committed snapshot and print its mounts.")
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "Key of the new view.") var key: String
-    @Argument(help: "Committed snapshot to show.") var parent: String?
-    @Option(name: .customLong("label"), help: labelHelp) var labels: [String] = []
-    @Option(help: targetHelp) var target = "TARGET"
+    @OptionGroup var snapshot: NewSnapshotOptions
 
-    func validate() throws {
-        _ = try LabelAssignment.dictionary(labels, option: "--label")
-    }
-
-    func run() async throws {
-        try await prepare(
-            kind: .view, key: key, parent: parent, labels: labels, target: target, global: global)
-    }
+    func run() async throws { try await snapshot.run(.view, global: global) }
 }
 
 struct CommitCommand: AsyncParsableCommand {

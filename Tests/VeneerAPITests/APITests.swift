@@ -13,13 +13,13 @@ import VeneerWire
 @Suite("Error mapping")
 struct ErrorMappingTests {
     static let statuses: [APIErrorCode: Int] = [
-        .invalidArgument: 400,
-        .notFound: 404,
-        .alreadyExists: 409,
-        .failedPrecondition: 409,
-        .resourceExhausted: 507,
-        .unavailable: 503,
-        .internal: 500,
+        .service(.invalidArgument): 400,
+        .service(.notFound): 404,
+        .service(.alreadyExists): 409,
+        .service(.failedPrecondition): 409,
+        .service(.resourceExhausted): 507,
+        .service(.unavailable): 503,
+        .service(.internal): 500,
         .payloadTooLarge: 413,
         .unsupportedMediaType: 415,
         .methodNotAllowed: 405,

@@ -66,6 +66,14 @@ extension TestResponse {
         try JSONDecoder().decode(type, from: Data(text.utf8))
     }
 
+    /// ``expectError(_:sourceLocation:)`` for a service error code.
+    @discardableResult
+    func expectError(
+        _ code: VeneerError.Code, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> String {
+        try expectError(.service(code), sourceLocation: sourceLocation)
+    }
+
     /// The error envelope: status, JSON content type and exactly `{"error": {"code", "message"}}`.
     @discardableResult
     func expectError(

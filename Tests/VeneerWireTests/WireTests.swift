@@ -155,8 +155,8 @@ struct ResponseBodyTests {
 
     @Test func serviceCodesGoOnTheWireAsTheyAre() {
         for code in VeneerError.Code.allCases {
-            #expect(APIErrorCode(code).rawValue == code.rawValue)
-            #expect(APIErrorCode(code).serviceCode == code)
+            #expect(APIErrorCode.service(code).rawValue == code.rawValue)
+            #expect(APIErrorCode.service(code).serviceCode == code)
         }
         #expect(APIErrorCode.payloadTooLarge.serviceCode == .invalidArgument)
         #expect(APIErrorCode.unsupportedMediaType.serviceCode == .invalidArgument)
