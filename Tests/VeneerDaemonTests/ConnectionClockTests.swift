@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTPTypes
 import Testing
+import VeneerTestSupport
 
 @testable import VeneerDaemon
 
@@ -41,7 +42,7 @@ private struct Connection {
         loop = EmbeddedEventLoop()
         channel = EmbeddedChannel(loop: loop)
         let clock = ConnectionClock(
-            timeouts: .init(idle: 60, read: 10), serverName: "veneerd", logger: Logger(label: "test"))
+            timeouts: .init(idle: 60, read: 10), serverName: "veneerd", logger: TestLoggers.quiet())
         try channel.pipeline.syncOperations.addHandlers([
             ConnectionBytesHandler(clock: clock), LetterDecoder(), ConnectionRequestsHandler(),
         ])
@@ -178,7 +179,7 @@ struct ConnectionPolicyTests {
     @Test("connections past max_connections are refused until one closes; a new limit applies at once")
     func admission() {
         let policy = ConnectionPolicy(.init(timeouts: .init(idle: 60, read: 10), maxConnections: 2))
-        let logger = Logger(label: "test")
+        let logger = TestLoggers.quiet()
         #expect(policy.admit(logger: logger) != nil)
         #expect(policy.admit(logger: logger) != nil)
         #expect(policy.admit(logger: logger) == nil)
