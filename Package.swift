@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "CVeneerOS"),
         .systemLibrary(name: "CMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        .target(name: "VeneerOS", dependencies: ["CVeneerOS", "CMount", "CSystemd"], swiftSettings: strict),
+        .target(name: "VeneerOS", dependencies: ["VeneerCore", "CVeneerOS", "CMount", "CSystemd"], swiftSettings: strict),
         // The bare mount system calls the benchmark measures the daemon against; only
         // the benchmark links it.
         .target(name: "VeneerOSBaseline", dependencies: ["CVeneerOS", "VeneerOS"], swiftSettings: strict),
@@ -156,7 +156,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "VeneerOSTests", dependencies: ["VeneerTestSupport", "VeneerOS"], swiftSettings: strict),
+        .testTarget(
+            name: "VeneerOSTests", dependencies: ["VeneerTestSupport", "VeneerOS", "VeneerCore"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",
             dependencies: ["VeneerTestSupport", "VeneerCore", "VeneerWire", "VeneerClient", "VeneerOS"],

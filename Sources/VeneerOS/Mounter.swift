@@ -1,30 +1,13 @@
 internal import CMount
 internal import CVeneerOS
 import Synchronization
+import VeneerCore
 
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-
-/// One mount to perform: a file system type, a source and options, as in
-/// containerd's mount description (`bind` is a type here, as there).
-public struct MountSpec: Sendable, Equatable {
-    public var type: String
-    public var source: String
-    public var options: [String]
-    /// For an overlay: the layers of its `lowerdir` option, already split (topmost
-    /// first). When set, the option is not parsed again.
-    public var lowerDirectories: [String]?
-
-    public init(type: String, source: String, options: [String], lowerDirectories: [String]? = nil) {
-        self.type = type
-        self.source = source
-        self.options = options
-        self.lowerDirectories = lowerDirectories
-    }
-}
 
 /// A mount made ready by ``Mounter/prepare(_:at:readOnly:)``; ``attach()`` makes it
 /// visible at its target. Released without being attached, it leaves nothing behind.
@@ -116,7 +99,7 @@ public enum Mounter {
 
     // MARK: - Mounting a description
 
-    /// Mounts `spec` at `target` (an existing directory; no component of it may be a
+    /// Mounts `mount` at `target` (an existing directory; no component of it may be a
     /// symbolic link) and returns which mount it made.
     ///
     /// - `bind`: a bind mount of `source` (recursive with the `rbind` option); read-only
@@ -126,8 +109,8 @@ public enum Mounter {
     ///   so that stacks too deep for one mount(2) call still mount.
     /// - anything else: mounted through libmount as given.
     @discardableResult
-    public static func mount(_ spec: MountSpec, at target: String, readOnly: Bool = false) throws(SystemError) -> MountIdentity? {
-        try prepare(spec, at: try openTarget(target, operation: "mount \(spec.type) at"), readOnly: readOnly).attach()
+    public static func mount(_ mount: Mount, at target: String, readOnly: Bool = false) throws(SystemError) -> MountIdentity? {
+        try prepare(mount, at: try openTarget(target, operation: "mount \(mount.type) at"), readOnly: readOnly).attach()
     }
 
     /// Opens `target` as ``MountTarget`` does, naming `operation` when it fails.
@@ -143,7 +126,7 @@ public enum Mounter {
     }
 
     /// The one-step mount of a description that is not an overlay, onto the opened target.
-    private static func mountPlain(_ spec: MountSpec, at target: MountTarget, readOnly: Bool) throws(SystemError) {
+    private static func mountPlain(_ spec: Mount, at target: MountTarget, readOnly: Bool) throws(SystemError) {
         var options = spec.options.filter { $0 != "ro" && $0 != "rw" }
         var type: String? = spec.type
         if spec.type == "bind" {
@@ -167,9 +150,11 @@ public enum Mounter {
     /// happen in one step, all of it in `attach()`. Nothing of a prepared mount shows in
     /// the mount table before `attach()`, and a prepared mount that is never attached
     /// disappears when it is released (or when the process ends).
-    public static func prepare(_ spec: MountSpec, at target: MountTarget, readOnly: Bool = false) throws(SystemError) -> PreparedMount {
+    public static func prepare(
+        _ spec: Mount, lowerDirectories: [String]? = nil, at target: MountTarget, readOnly: Bool = false
+    ) throws(SystemError) -> PreparedMount {
         let wantsReadOnly = readOnly || spec.options.contains("ro")
-        guard let overlay = OverlayParts(spec) else {
+        guard let overlay = OverlayParts(spec, lowerDirectories: lowerDirectories) else {
             let bindReadOnly = spec.type == "bind" && wantsReadOnly
             let prepared = PreparedMount(target: target, detached: nil) { () throws(SystemError) in
                 try mountPlain(spec, at: target, readOnly: wantsReadOnly && !bindReadOnly)
@@ -204,11 +189,11 @@ public enum Mounter {
         /// Options other than the layers and `ro`/`rw`.
         var extra: [String] = []
 
-        init?(_ spec: MountSpec) {
+        init?(_ spec: Mount, lowerDirectories: [String]?) {
             guard spec.type == "overlay" else { return nil }
             for option in spec.options {
                 if option.utf8.starts(with: "lowerdir=".utf8) {
-                    lowers = spec.lowerDirectories ?? splitLowerDirs(String(decoding: option.utf8.dropFirst(9), as: UTF8.self))
+                    lowers = lowerDirectories ?? splitLowerDirs(String(decoding: option.utf8.dropFirst(9), as: UTF8.self))
                 } else if let value = option.valueAfter("upperdir=") {
                     upper = value
                 } else if let value = option.valueAfter("workdir=") {

@@ -67,10 +67,8 @@ public struct LiveMounts: Sendable {
                 // of its lowerdir option.
                 prepared.append(
                     try Mounter.prepare(
-                        MountSpec(
-                            type: mount.type, source: mount.source, options: mount.options,
-                            lowerDirectories: mount.type == "overlay" ? lowers : nil),
-                        at: opened, readOnly: readonly))
+                        mount, lowerDirectories: mount.type == "overlay" ? lowers : nil, at: opened,
+                        readOnly: readonly))
             } catch {
                 failure = error
             }

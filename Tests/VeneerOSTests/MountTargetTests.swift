@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import VeneerTestSupport
+import VeneerCore
 import VeneerOS
 
 #if canImport(Glibc)
@@ -46,7 +47,7 @@ struct MountTargetTests {
             do {
                 switch kind {
                 case .bind:
-                    try Mounter.mount(MountSpec(type: "bind", source: source, options: ["rbind"]), at: target)
+                    try Mounter.mount(Mount(type: "bind", source: source, options: ["rbind"]), at: target)
                 case .overlayLibmount:
                     try Mounter.mountOverlay(lowers: [source], upper: upper, work: work, at: target, method: .libmount)
                 case .overlayNewMountAPI:
@@ -130,7 +131,7 @@ struct TreeWalkMountTests {
         let doomed = try box.directory("doomed/a/b")
         try MountFixture.write(doomed + "/junk", "delete me")
         let inner = try box.directory("doomed/a/mnt")
-        try Mounter.mount(MountSpec(type: "bind", source: victim, options: ["bind"]), at: inner)
+        try Mounter.mount(Mount(type: "bind", source: victim, options: ["bind"]), at: inner)
 
         // doomed, a, b, junk and the mount point; not what is mounted there.
         #expect(try FileSystem.diskUsage(box.path + "/doomed").inodes == 5)
@@ -152,7 +153,7 @@ struct TreeWalkMountTests {
         let victim = try box.directory("victim")
         try MountFixture.write(victim + "/precious", "keep me")
         let point = try box.directory("point")
-        try Mounter.mount(MountSpec(type: "bind", source: victim, options: ["bind"]), at: point)
+        try Mounter.mount(Mount(type: "bind", source: victim, options: ["bind"]), at: point)
         #expect(try FileSystem.removeTree(point) == [point])
         #expect(try MountFixture.read(victim + "/precious") == "keep me")
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VeneerTestSupport
+import VeneerCore
 import VeneerOS
 
 #if canImport(Glibc)
@@ -23,7 +24,7 @@ struct MountTests {
         let target = try box.target("t")
         try MountFixture.write(source + "/before", "x")
 
-        try Mounter.mount(MountSpec(type: "bind", source: source, options: ["rw", "rbind"]), at: target)
+        try Mounter.mount(Mount(type: "bind", source: source, options: ["rw", "rbind"]), at: target)
 
         #expect(MountTable.isMountPoint(target))
         #expect(FileManager.default.fileExists(atPath: target + "/before"))
@@ -45,7 +46,7 @@ struct MountTests {
         let source = try box.directory("src")
         let target = try box.target("a target\twith blanks")
 
-        try Mounter.mount(MountSpec(type: "bind", source: source, options: ["bind"]), at: target)
+        try Mounter.mount(Mount(type: "bind", source: source, options: ["bind"]), at: target)
 
         #expect(MountTable.isMountPoint(target))
         let entry = try #require(try MountTable.entries(at: target).last)
@@ -61,8 +62,8 @@ struct MountTests {
         let fromOption = try box.target("a")
         let fromFlag = try box.target("b")
 
-        try Mounter.mount(MountSpec(type: "bind", source: source, options: ["ro", "rbind"]), at: fromOption)
-        try Mounter.mount(MountSpec(type: "bind", source: source, options: ["rw", "rbind"]), at: fromFlag, readOnly: true)
+        try Mounter.mount(Mount(type: "bind", source: source, options: ["ro", "rbind"]), at: fromOption)
+        try Mounter.mount(Mount(type: "bind", source: source, options: ["rw", "rbind"]), at: fromFlag, readOnly: true)
 
         for target in [fromOption, fromFlag] {
             #expect(try MountFixture.read(target + "/f") == "content")
@@ -88,7 +89,7 @@ struct MountTests {
         try MountFixture.write(bottom + "/only-bottom", "b")
         try MountFixture.write(top + "/shared", "top")
 
-        let spec = MountSpec(
+        let spec = Mount(
             type: "overlay", source: "overlay",
             options: ["workdir=\(work)", "upperdir=\(upper)", "lowerdir=\(top):\(bottom)"])
         try Mounter.mount(spec, at: target)
@@ -178,7 +179,7 @@ struct MountTests {
         let box = try MountSandbox()
         let stack = try LayerStack(root: try box.longRoot(), depth: 300)
         let target = try box.target("t")
-        let spec = MountSpec(
+        let spec = Mount(
             type: "overlay", source: "overlay",
             options: [
                 "workdir=\(stack.work)", "upperdir=\(stack.upper)", "lowerdir=\(stack.lowers.joined(separator: ":"))",
@@ -210,7 +211,7 @@ struct MountTests {
         let bottom = try box.directory("b")
         try MountFixture.write(lower + "/f", "x")
         let target = try box.target("t")
-        let spec = MountSpec(type: "overlay", source: "overlay", options: ["lowerdir=\(lower):\(bottom)"])
+        let spec = Mount(type: "overlay", source: "overlay", options: ["lowerdir=\(lower):\(bottom)"])
 
         let prepared = try Mounter.prepare(spec, at: try MountTarget(opening: target), readOnly: true)
         #expect(!prepared.isDetached)
@@ -325,7 +326,7 @@ struct MountTests {
         let missing = box.path + "/nothing"
 
         let error = #expect(throws: SystemError.self) {
-            try Mounter.mount(MountSpec(type: "bind", source: missing, options: ["rbind"]), at: target)
+            try Mounter.mount(Mount(type: "bind", source: missing, options: ["rbind"]), at: target)
         }
         #expect(error?.errno == ENOENT)
         #expect(error?.description.hasPrefix("mount bind at \(target): No such file or directory") == true)
@@ -340,7 +341,7 @@ struct MountTests {
         #expect(symlink(real, link) == 0)
 
         let error = #expect(throws: SystemError.self) {
-            try Mounter.mount(MountSpec(type: "bind", source: source, options: ["rbind"]), at: link)
+            try Mounter.mount(Mount(type: "bind", source: source, options: ["rbind"]), at: link)
         }
         #expect(error?.errno == ELOOP)
         #expect(error?.description.contains(link) == true)
@@ -359,7 +360,7 @@ struct MountTests {
         #expect(notMounted?.errno == EINVAL)
         #expect(notMounted?.description == "unmount \(target): Invalid argument (errno \(EINVAL)): not a mount point")
 
-        try Mounter.mount(MountSpec(type: "bind", source: source, options: ["rbind"]), at: target)
+        try Mounter.mount(Mount(type: "bind", source: source, options: ["rbind"]), at: target)
         let fd = open(target + "/f", O_RDONLY | O_CLOEXEC)
         #expect(fd >= 0)
         defer { if fd >= 0 { close(fd) } }
@@ -384,8 +385,8 @@ struct MountTests {
         try MountFixture.write(second + "/which", "two")
         let target = try box.target("t")
 
-        try Mounter.mount(MountSpec(type: "bind", source: first, options: ["bind"]), at: target)
-        try Mounter.mount(MountSpec(type: "bind", source: second, options: ["bind"]), at: target)
+        try Mounter.mount(Mount(type: "bind", source: first, options: ["bind"]), at: target)
+        try Mounter.mount(Mount(type: "bind", source: second, options: ["bind"]), at: target)
         #expect(try MountTable.entries(at: target).count == 2)
         #expect(try MountFixture.read(target + "/which") == "two")
 
@@ -485,7 +486,7 @@ struct MountTests {
         let state = try box.directory("state")
         try box.directory("state/x")
         let alias = try box.target("alias")
-        try Mounter.mount(MountSpec(type: "bind", source: state, options: ["bind"]), at: alias)
+        try Mounter.mount(Mount(type: "bind", source: state, options: ["bind"]), at: alias)
 
         #expect(throws: TargetProblem.insideRoot(target: alias + "/x", root: state)) {
             try PathSafety.validateMountTarget(alias + "/x", root: state)
@@ -499,7 +500,7 @@ struct MountTests {
         let state = try box.directory("state")
         try box.directory("state/snapshots/1/fs")
         let alias = try box.target("alias")
-        try Mounter.mount(MountSpec(type: "bind", source: state + "/snapshots", options: ["bind"]), at: alias)
+        try Mounter.mount(Mount(type: "bind", source: state + "/snapshots", options: ["bind"]), at: alias)
 
         #expect(throws: TargetProblem.insideRoot(target: alias + "/1/fs", root: state)) {
             try PathSafety.validateMountTarget(alias + "/1/fs", root: state)
@@ -516,8 +517,8 @@ struct MountTests {
         try box.directory("state/snapshots/4/fs")
         let alias = try box.target("alias")
         let deep = try box.target("deep")
-        try Mounter.mount(MountSpec(type: "bind", source: state + "/snapshots", options: ["bind"]), at: alias)
-        try Mounter.mount(MountSpec(type: "bind", source: state + "/snapshots/4/fs", options: ["bind"]), at: deep)
+        try Mounter.mount(Mount(type: "bind", source: state + "/snapshots", options: ["bind"]), at: alias)
+        try Mounter.mount(Mount(type: "bind", source: state + "/snapshots/4/fs", options: ["bind"]), at: deep)
 
         #expect(throws: TargetProblem.insideRoot(target: alias, root: state)) {
             try PathSafety.validateMountTarget(alias, root: state)
