@@ -73,24 +73,16 @@ struct MountCalls {
     }
 }
 
-/// What the kernel's mount table says, read from `/proc/self/mountinfo`.
-///
-/// The file is read to its end with `FileHandle`: `String(contentsOfFile:)` stops at the
-/// first short read, and procfs returns one before a line that does not fit in what is
-/// left of its buffer, as the line of a deep overlay (tens of kilobytes) does.
+/// What the kernel's mount table says, read from `/proc/self/mountinfo` to its end.
 enum KernelMounts {
     /// Every mount point, in the order of the table.
     static func targets() throws -> [String] {
         let path = "/proc/self/mountinfo"
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw VeneerError.internal("cannot open \(path)")
-        }
-        defer { try? handle.close() }
-        let text = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+        guard let text = FileText.read(path) else { throw VeneerError.internal("cannot read \(path)") }
         return try text.split(separator: "\n").map { line in
             let fields = line.split(separator: " ", maxSplits: 5)
             guard fields.count > 4 else { throw VeneerError.internal("unexpected line in \(path): \(line)") }
-            return unescape(fields[4])
+            return MountInfo.unescape(fields[4])
         }
     }
 
@@ -102,25 +94,6 @@ enum KernelMounts {
     /// Every mount point at or below `prefix`, sorted.
     static func under(_ prefix: String) throws -> [String] {
         try targets().filter { $0 == prefix || $0.hasPrefix(prefix + "/") }.sorted()
-    }
-
-    /// Undoes the octal escapes (`\040` for a space) of mountinfo fields.
-    private static func unescape(_ field: Substring) -> String {
-        var bytes: [UInt8] = []
-        let raw = Array(field.utf8)
-        var i = 0
-        while i < raw.count {
-            if raw[i] == UInt8(ascii: "\\"), i + 3 < raw.count,
-                let value = UInt8(String(decoding: raw[(i + 1)...(i + 3)], as: UTF8.self), radix: 8)
-            {
-                bytes.append(value)
-                i += 4
-            } else {
-                bytes.append(raw[i])
-                i += 1
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

@@ -34,7 +34,7 @@ public enum MountInfo {
     }
 
     /// A mountinfo field with its octal escapes (`\040` for a space) decoded.
-    static func unescape(_ field: Substring) -> String {
+    public static func unescape(_ field: Substring) -> String {
         var bytes: [UInt8] = []
         let utf8 = Array(field.utf8)
         var i = 0

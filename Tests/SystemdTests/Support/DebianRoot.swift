@@ -202,27 +202,8 @@ enum MountInfo {
             let fields = halves[0].split(separator: " ")
             let tail = halves[1].split(separator: " ")
             guard fields.count > 4, let type = tail.first else { continue }
-            found.append((unescape(String(fields[4])), String(type)))
+            found.append((VeneerTestSupport.MountInfo.unescape(fields[4]), String(type)))
         }
         return found
-    }
-
-    /// mountinfo escapes space, tab, newline and backslash as \ooo.
-    private static func unescape(_ text: String) -> String {
-        var bytes: [UInt8] = []
-        let utf8 = Array(text.utf8)
-        var i = 0
-        while i < utf8.count {
-            if utf8[i] == UInt8(ascii: "\\"), i + 3 < utf8.count,
-                let value = UInt8(String(decoding: utf8[(i + 1)...(i + 3)], as: UTF8.self), radix: 8)
-            {
-                bytes.append(value)
-                i += 4
-            } else {
-                bytes.append(utf8[i])
-                i += 1
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
