@@ -168,6 +168,22 @@ struct CheckedAPI {
         return try response.decoded(SnapshotInfo.self)
     }
 
+    /// Prepares `base` and commits it as `name`: a committed layer to build on.
+    @discardableResult
+    func committedLayer(
+        _ name: String = "layer", from base: String = "base", labels: [String: String]? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> SnapshotInfo {
+        try await prepared(base, sourceLocation: sourceLocation)
+        return try await committed(base, name: name, labels: labels, sourceLocation: sourceLocation)
+    }
+
+    /// `committedLayer()`, and the active snapshot `ctr` on it: an overlay to mount.
+    func containerOnALayer(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await committedLayer(sourceLocation: sourceLocation)
+        try await prepared("ctr", parent: "layer", sourceLocation: sourceLocation)
+    }
+
     func info(_ key: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> SnapshotInfo {
         let response = try await stat(key, sourceLocation: sourceLocation)
         try #require(response.status == 200, "stat \(quoted(key)): \(response.text)", sourceLocation: sourceLocation)
@@ -215,8 +231,7 @@ struct APIRulesTests {
 
     @Test("prepare and view: default kind, key in use, missing parent, parent not committed")
     func prepareAndViewRules() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             let first = try await api.prepare("a")
             #expect(first.status == 201)
             let answer = try first.decoded(PrepareResponse.self)
@@ -265,8 +280,7 @@ struct APIRulesTests {
 
     @Test("commit: name checked first, missing key, views and committed snapshots refused")
     func commitRules() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             try await api.prepared("a")
             try await api.prepared("b")
             try await api.prepared("v", kind: .view)
@@ -294,8 +308,7 @@ struct APIRulesTests {
 
     @Test("commit: the layer stays in place, the key is freed, times and labels are fresh")
     func commitMovesNoData() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             let active = try await api.prepared("work", labels: ["from": "active", "keep": "no"])
             let layer = try ownLayer(of: active.mounts)
             #expect(layer.hasPrefix(daemon.root + "/snapshots/"))
@@ -341,8 +354,7 @@ struct APIRulesTests {
 
     @Test("remove: missing key, parent with children, key reusable at once")
     func removeRules() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             expectError(try await api.remove("nope"), 404, "not_found", mentioning: ["\"nope\""])
 
             let base = try await api.prepared("base")
@@ -377,8 +389,7 @@ struct APIRulesTests {
 
     @Test("update: field paths replace, set and delete labels; parent is refused; times")
     func updateRules() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             let made = try await api.prepared("u", labels: ["a": "1", "b": "2"])
             #expect(made.snapshot.created == made.snapshot.updated)
             #expect(try await api.info("u") == made.snapshot)
@@ -441,8 +452,7 @@ struct APIRulesTests {
 
     @Test("labels: name plus value up to 4096 bytes; 4097 is refused everywhere")
     func labelSizeLimit() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             // Bytes of UTF-8 are counted, not characters: "é" is two bytes.
             let fits = ["é": String(repeating: "v", count: 4094), "n": String(repeating: "ü", count: 2047) + "x"]
             let over = ["é": String(repeating: "v", count: 4095)]
@@ -475,8 +485,7 @@ struct APIRulesTests {
 
     @Test("timestamps are RFC 3339 UTC with nine fractional digits in every answer")
     func timestampFormat() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             let pattern = try Regex(#"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$"#)
             var seen = 0
             func expectTimes(_ response: RawResponse, sourceLocation: SourceLocation = #_sourceLocation) {
@@ -524,8 +533,7 @@ struct APIRulesTests {
 
     @Test("mounts: bind and overlay shapes for every kind and number of parents, nearest parent first")
     func mountShapes() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             let snapshotsDir = daemon.root + "/snapshots/"
             func write(_ text: String, _ path: String) throws {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: path))
@@ -630,10 +638,8 @@ struct APIRulesTests {
 
     @Test("filters: ==, !=, ~=, presence, AND with commas, OR with several filters")
     func filters() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "layer-1", labels: ["a.b": "x", "team": "storage"])
+        try await withAPI { daemon, api in
+            try await api.committedLayer("layer-1", labels: ["a.b": "x", "team": "storage"])
             try await api.prepared("ctr-1", parent: "layer-1", labels: ["team": "db"])
             try await api.prepared("ctr-2")
             try await api.prepared("view-1", parent: "layer-1", kind: .view, labels: ["a.b": "y"])
@@ -696,8 +702,7 @@ struct APIRulesTests {
     /// label's length: years for these 2,000 scalars.
     @Test("~= filters are answered whatever the pattern, and refuse what RE2 refuses", .timeLimit(.minutes(1)))
     func regexFiltersCannotHang() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             try await api.prepared("long", labels: ["note": String(repeating: "a", count: 2_000) + "!"])
             try await api.prepared("short", labels: ["note": "aa"])
             #expect(try await api.keys(["labels.note~=^(a|aa)+$"]) == ["short"])
@@ -717,8 +722,7 @@ struct APIRulesTests {
 
     @Test("keys round-trip exactly through create, stat, list, mounts, update, commit and delete")
     func keysRoundTrip() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             #expect(Self.oddKeys.suffix(2).allSatisfy { $0.utf8.count == 4096 })
             for key in Self.oddKeys {
                 let show = quoted(String(key.prefix(20)))
@@ -758,13 +762,11 @@ struct APIRulesTests {
 
     @Test("keys over 4096 bytes are refused in bodies and in paths")
     func oversizedKeys() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             let long = String(repeating: "k", count: 4097)
             let longWide = String(repeating: "é", count: 2048) + "k"
             #expect(longWide.utf8.count == 4097)
-            try await api.prepared("base")
-            try await api.committed("base", name: "layer")
+            try await api.committedLayer()
             try await api.prepared("ok")
             for key in [long, longWide] {
                 expectError(try await api.prepare(key), 400, "invalid_argument", mentioning: ["4097"])
@@ -786,8 +788,7 @@ struct APIRulesTests {
 
     @Test("status: version, root, socket, counts by kind and a growing uptime")
     func status() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             func status() async throws -> StatusResponse {
                 let response = try await api.status()
                 try #require(response.status == 200, "\(response.text)")

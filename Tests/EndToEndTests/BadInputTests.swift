@@ -107,6 +107,19 @@ func expectServesNormally(_ daemon: Daemon, sourceLocation: SourceLocation = #_s
     #expect(try await api.keys(sourceLocation: sourceLocation) == ["layer", "ctr", "look"], sourceLocation: sourceLocation)
 }
 
+/// Runs `body` with a started daemon holding `makeFixture`'s snapshots, then, unless
+/// `thenServesNormally` is false, `expectServesNormally`.
+func withFixture(
+    thenServesNormally: Bool = true, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: (Daemon, CheckedAPI) async throws -> Void
+) async throws {
+    try await withAPI { daemon, api in
+        try await makeFixture(daemon)
+        try await body(daemon, api)
+        if thenServesNormally { try await expectServesNormally(daemon, sourceLocation: sourceLocation) }
+    }
+}
+
 // MARK: - Bad input
 
 @Suite("Bad input")
@@ -127,8 +140,7 @@ struct BadInputTests {
 
     @Test("malformed JSON, wrong shapes and types, unknown fields and kinds are 400 and change nothing")
     func malformedBodies() async throws {
-        try await withDaemon { daemon in
-            try await makeFixture(daemon)
+        try await withFixture { daemon, api in
             var requests: [BadRequest] = []
             for (what, body) in [
                 ("truncated JSON", #"{"key":"#), ("not JSON", "key=x"), ("trailing data", #"{"key":"x"} {}"#),
@@ -205,14 +217,12 @@ struct BadInputTests {
                     body: utf8Bytes(#"{"labels":{"a":""#) + raw + utf8Bytes(#""}}"#), status: 400, code: "invalid_argument"))
             }
             try await expectRefusedWithoutChange(requests, on: daemon)
-            try await expectServesNormally(daemon)
         }
     }
 
     @Test("bad escapes in paths, NUL and oversized keys in paths, unknown query parameters")
     func pathsAndQueries() async throws {
-        try await withDaemon { daemon in
-            try await makeFixture(daemon)
+        try await withFixture { daemon, api in
             var requests: [BadRequest] = []
             let badSegments: [(String, String)] = [
                 ("invalid UTF-8 %FF", "%FF"), ("invalid UTF-8 overlong", "%C0%AF"), ("truncated UTF-8", "ctr%C3"),
@@ -269,14 +279,12 @@ struct BadInputTests {
             ]
             requests += unknownQuery
             try await expectRefusedWithoutChange(requests, on: daemon)
-            try await expectServesNormally(daemon)
         }
     }
 
     @Test("bodies: over 1 MiB is 413, other media types 415, missing bodies and bodies on DELETE 400")
     func bodySizesAndMediaTypes() async throws {
-        try await withDaemon { daemon in
-            try await makeFixture(daemon)
+        try await withFixture { daemon, api in
             // Valid JSON apart from its size: only the size can be the reason to refuse it.
             let padding = String(repeating: " ", count: maxBodyBytes)
             let huge: [(String, String, String)] = [
@@ -335,7 +343,6 @@ struct BadInputTests {
             try await expectRefusedWithoutChange(requests, on: daemon)
 
             // Parameters of application/json and the case of the media type are accepted.
-            let api = CheckedAPI(daemon)
             for (key, type) in [("p1", "application/json; charset=utf-8"), ("p2", "Application/JSON")] {
                 let response = try await checked(
                     daemon, "POST", APIPath.snapshots, body: utf8Bytes(#"{"key":"\#(key)"}"#), headers: [("Content-Type", type)])
@@ -348,14 +355,12 @@ struct BadInputTests {
             let fits = try await checked(daemon, "POST", APIPath.snapshots, body: utf8Bytes(exact + fill))
             #expect(fits.status == 201, "\(fits.text)")
             #expect(try await api.remove("exact").status == 204)
-            try await expectServesNormally(daemon)
         }
     }
 
     @Test("unknown paths are 404, unknown methods of known paths 405 with Allow, and change nothing")
     func unknownRoutes() async throws {
-        try await withDaemon { daemon in
-            try await makeFixture(daemon)
+        try await withFixture { daemon, api in
             let unknownPaths: [(String, String, [UInt8]?)] = [
                 ("GET", "/v2/x", nil),
                 ("POST", "/v2/snapshots", utf8Bytes(#"{"key":"new"}"#)),
@@ -399,7 +404,6 @@ struct BadInputTests {
                     response.errorMessage?.contains("\(method) is not allowed on \(path)") == true,
                     "\(method) \(path): \(response.text)")
             }
-            try await expectServesNormally(daemon)
         }
     }
 }

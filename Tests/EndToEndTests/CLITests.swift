@@ -90,8 +90,7 @@ struct CLITests {
 
     @Test("prepare, view, commit, mounts, label, info, ls, usage, cleanup, status and rm in text form")
     func textOutput() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
 
             let prepared = try await succeeding(daemon, ["prepare", "base"])
             let baseMounts = try await api.mountList("base")
@@ -180,8 +179,7 @@ struct CLITests {
 
     @Test("--json prints the daemon's answers, before or after the command name")
     func jsonOutput() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             let base = try await json(PrepareResponse.self, daemon, ["prepare", "base", "--label", "x=y"])
             #expect(base.snapshot == (try await api.info("base")))
             #expect(base.snapshot.labels == ["x": "y"])
@@ -259,10 +257,8 @@ struct CLITests {
 
     @Test("errors of the daemon are printed verbatim on stderr, with a failing exit status")
     func daemonErrors() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "layer")
+        try await withAPI { daemon, api in
+            try await api.committedLayer()
             try await api.prepared("ctr", parent: "layer")
 
             /// Runs the command, which must fail with exactly the error the API gives.

@@ -29,8 +29,7 @@ struct ConcurrencyTests {
 
     @Test("concurrent prepares of one key: exactly one is created, the rest already exist")
     func samePrepareKey() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             _ = try await client.prepare(PrepareRequest(key: "base"))
             _ = try await client.commit("base", CommitRequest(name: "layer"))
             let variants: [(key: String, parent: String?)] = [("same", nil), ("same-child", "layer")]
@@ -58,8 +57,7 @@ struct ConcurrencyTests {
 
     @Test("removing a parent while children are prepared on it never leaves an orphan")
     func removeRacingChildPrepares() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             var removedCount = 0
             for i in 0..<50 {
                 let parent = "p-\(i)"
@@ -108,8 +106,7 @@ struct ConcurrencyTests {
 
     @Test("concurrent commits of two active snapshots to one name: one wins, the other is untouched")
     func commitsToOneName() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             for i in 0..<10 {
                 let name = "n-\(i)"
                 let keys = ["a-\(i)", "b-\(i)"]
@@ -133,8 +130,7 @@ struct ConcurrencyTests {
                 #expect(try await client.stat(loser).kind == .active)
                 let committed = try await client.stat(name)
                 #expect(committed.kind == .committed && committed.parent == nil)
-                _ = try await client.prepare(PrepareRequest(key: "check-\(i)", parent: name, kind: .view))
-                try await withMounted(daemon, "check-\(i)") { t throws in
+                try await withPrepared(daemon, "check-\(i)", parent: name, kind: .view) { t throws in
                     #expect(try Tree.read(t + "/who") == winner)
                 }
                 try await withMounted(daemon, loser) { t throws in
@@ -147,8 +143,7 @@ struct ConcurrencyTests {
 
     @Test("32 clients doing 20 operations each on their own keys all succeed and counts agree")
     func manyClients() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             let tasks = 32
             let failures = await withTaskGroup(of: [String].self) { group in
                 for t in 0..<tasks {

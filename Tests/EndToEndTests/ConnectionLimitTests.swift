@@ -78,12 +78,10 @@ struct ConnectionLimitTests {
             #expect(warnings == 1, "one warning per 10 s, however many refusals:\n\(daemon.log)")
 
             held.removeLast()
-            var served = false
             // Well within the held connections' idle timeout: the place is the one freed.
-            for _ in 0..<50 where !served {
-                // The daemon counts the connection out once it has seen it close.
-                try await Task.sleep(for: .milliseconds(10))
-                served = RawHTTP.status(socket: daemon.socket) == 200
+            // The daemon counts the connection out once it has seen it close.
+            let served = try await eventually(50, every: .milliseconds(10)) {
+                RawHTTP.status(socket: daemon.socket) == 200
             }
             #expect(served, "a place freed by a closed connection is given to the next client")
             withExtendedLifetime(held) {}
@@ -125,10 +123,8 @@ struct ConnectionLimitTests {
 
             try "max_connections = 3\nidle_timeout = 300\n".write(toFile: file, atomically: true, encoding: .utf8)
             kill(pid, SIGHUP)
-            var reloaded = false
-            for _ in 0..<250 where !reloaded {
-                try await Task.sleep(for: .milliseconds(20))
-                reloaded = daemon.log.contains("configuration reloaded")
+            let reloaded = try await eventually(250, every: .milliseconds(20)) {
+                daemon.log.contains("configuration reloaded")
             }
             #expect(reloaded, "\(daemon.log)")
             #expect(daemon.log.contains("max_connections=3"), "\(daemon.log)")
@@ -137,10 +133,8 @@ struct ConnectionLimitTests {
             #expect(refused.status == 503, "3 of 3: \(refused.text)")
 
             held.removeAll()
-            var served = false
-            for _ in 0..<100 where !served {
-                try await Task.sleep(for: .milliseconds(20))
-                served = RawHTTP.status(socket: daemon.socket) == 200
+            let served = try await eventually(100, every: .milliseconds(20)) {
+                RawHTTP.status(socket: daemon.socket) == 200
             }
             #expect(served, "the held connections are closed; the harness's client may keep one")
         }

@@ -301,10 +301,8 @@ struct CrashSafetyTests {
 
     @Test("leftovers planted while the daemon is down are removed at start")
     func startupRemovesPlantedLeftovers() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
-            _ = try await client.prepare(PrepareRequest(key: "base"))
-            try await withMounted(daemon, "base") { t in try Tree.write(t + "/keep", "kept") }
+        try await withClient { daemon, client in
+            try await withPrepared(daemon, "base") { t in try Tree.write(t + "/keep", "kept") }
             _ = try await client.commit("base", CommitRequest(name: "layer"))
             let before = try StateRoot.snapshotDirectories(daemon)
             #expect(before.count == 1)
@@ -325,8 +323,7 @@ struct CrashSafetyTests {
             #expect(try StateRoot.snapshotDirectories(daemon) == before)
             #expect(try StateRoot.stagingEntries(daemon) == [])
             #expect(try StateRoot.trashEntries(daemon) == [])
-            _ = try await client.prepare(PrepareRequest(key: "check", parent: "layer", kind: .view))
-            try await withMounted(daemon, "check") { t throws in
+            try await withPrepared(daemon, "check", parent: "layer", kind: .view) { t throws in
                 #expect(try Tree.read(t + "/keep") == "kept")
             }
         }
@@ -334,13 +331,11 @@ struct CrashSafetyTests {
 
     @Test("cleanup while running removes an orphan and reports what it reclaimed")
     func cleanupRemovesOrphanWhileRunning() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             let nothing = try await client.cleanup()
             #expect(nothing == CleanupResponse(removed: 0, reclaimedBytes: 0))
 
-            _ = try await client.prepare(PrepareRequest(key: "active"))
-            try await withMounted(daemon, "active") { t in try Tree.write(t + "/keep", "kept") }
+            try await withPrepared(daemon, "active") { t in try Tree.write(t + "/keep", "kept") }
             let before = try StateRoot.snapshotDirectories(daemon)
 
             let orphan = daemon.root + "/snapshots/88888"

@@ -127,10 +127,8 @@ enum CrashSoak {
 struct CrashSoakTests {
     @Test("kill -9 over concurrent prepare, commit, remove, mount and cleanup traffic, again and again: nothing acknowledged lost, nothing half-made left")
     func soak() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "base-layer")
+        try await withAPI { daemon, api in
+            try await api.committedLayer("base-layer")
             let targets = try (0..<4).map { try daemon.mountPoint("soak-\($0)") }
             let ledger = SoakLedger()
             let seed = UInt64.random(in: 0...UInt64.max)

@@ -121,8 +121,7 @@ struct DaemonLifecycleTests {
 
     @Test("SIGTERM: exit status 0, the socket file is removed, the data is there after a restart")
     func sigtermAndRestart() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             let base = try await api.prepared("base", labels: ["a": "b"])
             let layerDir = try ownLayer(of: base.mounts)
             try Data("kept\n".utf8).write(to: URL(fileURLWithPath: layerDir + "/file"))
@@ -155,8 +154,7 @@ struct DaemonLifecycleTests {
 
     @Test("a slow request in flight when SIGTERM arrives is answered before the daemon exits")
     func inFlightUsageSurvivesSigterm() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             let big = try await api.prepared("big")
             let layer = try ownLayer(of: big.mounts)
             // 100 000 files make the usage walk take a noticeable time.
@@ -262,8 +260,7 @@ struct DaemonLifecycleTests {
 
     @Test("a socket served by another veneerd: the second exits, the first keeps serving")
     func socketAlreadyServed() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             try await api.prepared("mine")
             let otherRoot = daemon.temp.path + "/other-root"
             let second = try await veneerd(["--root", otherRoot, "--socket", daemon.socket])
@@ -283,10 +280,8 @@ struct DaemonLifecycleTests {
 
     @Test("a stale socket file left by SIGKILL does not stop a restart")
     func staleSocketAfterCrash() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "layer")
+        try await withAPI { daemon, api in
+            try await api.committedLayer()
             try await api.prepared("ctr", parent: "layer", labels: ["a": "b"])
             let before = try await api.all()
             try await daemon.crash()
@@ -319,9 +314,7 @@ struct DaemonLifecycleTests {
         try await withScratch { scratch in
             let root = scratch + "/config-root"
             let socket = scratch + "/config.sock"
-            let config = scratch + "/veneerd.toml"
-            try Data("root = \"\(root)\"\nsocket = \"\(socket)\"\nlog_level = \"debug\"\n".utf8)
-                .write(to: URL(fileURLWithPath: config))
+            let config = try writeDaemonConfiguration("root = \"\(root)\"\nsocket = \"\(socket)\"\nlog_level = \"debug\"\n", in: scratch)
             try await withVeneerd(["--config", config], socket: socket, logPath: scratch + "/log") { daemon in
                 try await daemon.waitUntilServing()
                 let status = try await daemon.client.status()
@@ -345,9 +338,7 @@ struct DaemonLifecycleTests {
             let flagRoot = scratch + "/flag-root"
             let fileSocket = scratch + "/file.sock"
             let flagSocket = scratch + "/flag.sock"
-            let config = scratch + "/veneerd.toml"
-            try Data("root = \"\(fileRoot)\"\nsocket = \"\(fileSocket)\"\nlog_level = \"debug\"\n".utf8)
-                .write(to: URL(fileURLWithPath: config))
+            let config = try writeDaemonConfiguration("root = \"\(fileRoot)\"\nsocket = \"\(fileSocket)\"\nlog_level = \"debug\"\n", in: scratch)
 
             // The socket from the flag, the root from the file, the log level from the flag.
             try await withVeneerd(

@@ -105,9 +105,7 @@ let rfc3339Nanoseconds = #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$"#
 struct DaemonMountTests {
     @Test("mount and unmount through the API: answer fields, listing, status count, mount table")
     func mountAndUnmount() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             try await api.prepared("a")
             try await api.prepared("b")
             let planned = try await api.mountList("a")
@@ -167,9 +165,7 @@ struct DaemonMountTests {
 
     @Test("files written through a mount land in the snapshot's own layer and in its commits")
     func writesLandInTheSnapshot() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             let base = try await api.prepared("base")
             let t1 = try daemon.mountPoint("base")
             try await calls.mounted("base", at: t1)
@@ -202,9 +198,7 @@ struct DaemonMountTests {
 
     @Test("remove and commit are refused while mounted, naming the target, and allowed after unmount")
     func removeAndCommitWhileMounted() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             try await api.prepared("a")
             try await api.prepared("v", kind: .view)
             let ta = try daemon.mountPoint("a")
@@ -241,9 +235,7 @@ struct DaemonMountTests {
 
     @Test("read-only mounts: an active with readonly, views always, several read-only targets")
     func readOnlyMounts() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             let a = try await api.prepared("a")
             try Tree.write(ownLayer(of: a.mounts) + "/file", "in a")
 
@@ -302,9 +294,7 @@ struct DaemonMountTests {
 
     @Test("one writable mount per active snapshot, one mount per target, mountable kinds, unknown keys and targets")
     func mountRules() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             try await api.prepared("a")
             try await api.prepared("v", kind: .view)
             try await api.prepared("tmp")
@@ -362,9 +352,7 @@ struct DaemonMountTests {
 
     @Test("a busy mount: DELETE refused with 409, lazy DELETE detaches it while the file stays open")
     func lazyUnmount() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             try await api.prepared("a")
             let target = try daemon.mountPoint("busy")
             try await calls.mounted("a", at: target)
@@ -391,9 +379,7 @@ struct DaemonMountTests {
 
     @Test("mounts and their records survive a restart after SIGTERM and after kill -9")
     func mountsSurviveRestarts() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             let base = try await api.prepared("base")
             try Tree.write(ownLayer(of: base.mounts) + "/from-base", "base layer")
             try await api.committed("base", name: "c")
@@ -437,9 +423,7 @@ struct DaemonMountTests {
 
     @Test("a mount removed while the daemon was stopped is dropped from the records at start-up")
     func vanishedMountIsReconciled() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             try await api.prepared("gone")
             try await api.prepared("kept")
             let tg = try daemon.mountPoint("gone")
@@ -470,9 +454,7 @@ struct DaemonMountTests {
 
     @Test("bad targets are refused with 400, and nothing is mounted or recorded")
     func targetValidation() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             let a = try await api.prepared("a")
             try Tree.write(ownLayer(of: a.mounts) + "/marker", "from a")
             let temp = daemon.temp.path
@@ -525,11 +507,8 @@ struct DaemonMountTests {
 
     @Test("concurrent mounts: one writable mount of an active snapshot wins; a racing remove never removes a mounted snapshot")
     func concurrentMounts() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "layer")
+        try await withMountCalls { daemon, api, calls in
+            try await api.committedLayer()
             try await api.prepared("a", parent: "layer")
             let targets = try (0..<8).map { try daemon.mountPoint("a\($0)") }
             let outcomes = try await withThrowingTaskGroup(of: (String, Int).self) { group in

@@ -131,9 +131,7 @@ struct DepthLimitTests {
     func configuredMaxDepth() async throws {
         try await withScratch { scratch in
             let config = try writeDaemonConfiguration("max_depth = 3\n", in: scratch)
-            try await withDaemon(arguments: ["--config", config]) { daemon in
-                let api = CheckedAPI(daemon)
-                let calls = MountCalls(daemon)
+            try await withMountCalls(arguments: ["--config", config]) { daemon, api, calls in
                 let status = try await calls.status()
                 #expect(status.maxDepth == 3)
                 #expect(status.deepestChain == 0)
@@ -192,9 +190,7 @@ struct DepthLimitTests {
     func overlayOptionsApplied() async throws {
         try await withScratch { scratch in
             let config = try writeDaemonConfiguration("overlay_options = [\"index=off\"]\n", in: scratch)
-            try await withDaemon(arguments: ["--config", config]) { daemon in
-                let api = CheckedAPI(daemon)
-                let calls = MountCalls(daemon)
+            try await withMountCalls(arguments: ["--config", config]) { daemon, api, calls in
                 try await buildCommittedChain(daemon, depth: 2) { n, layer in
                     try Tree.write(layer + "/layer-\(n)", "\(n)")
                 }

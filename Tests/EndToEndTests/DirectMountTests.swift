@@ -23,21 +23,12 @@ struct DirectMountTests {
 
     static func json(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-    /// The active snapshot "ctr" on the committed layer "layer": an overlay to mount.
-    static func prepareContainer(_ daemon: Daemon) async throws {
-        let api = CheckedAPI(daemon)
-        try await api.prepared("base")
-        try await api.committed("base", name: "layer")
-        try await api.prepared("ctr", parent: "layer")
-    }
-
     @Test("each answer, success or error, is the router's: same status, headers and body")
     func sameAnswersAsRouter() async throws {
-        try await withDaemon { daemon in
-            try await Self.prepareContainer(daemon)
+        try await withContainer { daemon, _, calls in
             let target = try daemon.mountPoint("free")
             let busy = try daemon.mountPoint("busy")
-            try await MountCalls(daemon).mounted("ctr", at: busy, readonly: true)
+            try await calls.mounted("ctr", at: busy, readonly: true)
             let file = daemon.temp.path + "/a-file"
             try Tree.write(file, "x")
             let link = daemon.temp.path + "/a-link"
@@ -80,7 +71,7 @@ struct DirectMountTests {
                         let live = try response.decoded(LiveMount.self)
                         #expect(live.target == target && live.key == "ctr" && live.readonly)
                         #expect(MountInfo.targets(under: target).contains(target), "\(item.what): nothing mounted at \(target)")
-                        try await MountCalls(daemon).unmounted(target)
+                        try await calls.unmounted(target)
                     } else {
                         #expect(try await StoredState.of(daemon) == before, "\(item.what), routed \(routed) changed what is stored")
                         #expect(!MountInfo.targets(under: target).contains(target), "\(item.what) mounted something")
@@ -103,14 +94,13 @@ struct DirectMountTests {
                     #expect(direct.text == routed.text, "\(item.what)")
                 }
             }
-            try await MountCalls(daemon).unmounted(busy)
+            try await calls.unmounted(busy)
         }
     }
 
     @Test("requests behind a mount on one connection are answered after it, in order")
     func pipelinedBehindMount() async throws {
-        try await withDaemon { daemon in
-            try await Self.prepareContainer(daemon)
+        try await withContainer { daemon, _, calls in
             let first = try daemon.mountPoint("first")
             let second = try daemon.mountPoint("second")
             let mount = { (target: String) in #"{"key":"ctr","target":"\#(target)"}"# }
@@ -137,7 +127,7 @@ struct DirectMountTests {
             #expect(try responses[6].decoded(LiveMountsResponse.self).mounts.map(\.target) == [second])
             #expect(!MountInfo.targets(under: first).contains(first))
             #expect(MountInfo.targets(under: second).contains(second))
-            try await MountCalls(daemon).unmounted(second)
+            try await calls.unmounted(second)
         }
     }
 }

@@ -38,8 +38,7 @@ struct HTTPFramingTests {
 
     @Test("a malformed chunked body or an unknown Transfer-Encoding is 400 with the JSON error body")
     func malformedChunkedBodies() async throws {
-        try await withDaemon { daemon in
-            try await makeFixture(daemon)
+        try await withFixture { daemon, api in
             let target = try daemon.mountPoint("chunked")
             let mountBody = #"{"key":"ctr","target":"\#(target)"}"#
             let cases: [(what: String, method: String, path: String, request: String)] = [
@@ -88,7 +87,6 @@ struct HTTPFramingTests {
             if responses.count == 3 {
                 Self.expectUnreadable(responses[2], "pipelined", method: "POST", path: APIPath.snapshots)
             }
-            let api = CheckedAPI(daemon)
             #expect(try await api.remove("piped").status == 204)
 
             // A well-formed chunked body is read as any other.
@@ -97,14 +95,12 @@ struct HTTPFramingTests {
                 [Self.chunked("POST", APIPath.snapshots, body: "5\r\n{\"key\r\n9\r\n\":\"chunk\"\r\n1\r\n}\r\n0\r\n\r\n", close: true)])
             #expect(good.first?.status == 201, "\(good.first?.text ?? "no answer")")
             #expect(try await api.remove("chunk").status == 204)
-            try await expectServesNormally(daemon)
         }
     }
 
     @Test("a path with an empty segment (repeated or trailing slash) is 404 and changes nothing")
     func emptySegmentsAreNotFound() async throws {
-        try await withDaemon { daemon in
-            try await makeFixture(daemon)
+        try await withFixture { daemon, api in
             let target = try daemon.mountPoint("slash")
             let mount = utf8Bytes(#"{"key":"ctr","target":"\#(target)"}"#)
             let cases: [(String, String, [UInt8]?)] = [
@@ -146,9 +142,7 @@ struct HTTPFramingTests {
                 #expect(try await StoredState.of(daemon) == before, "\(method) \(path) changed what is stored")
             }
             #expect(try await MountCalls(daemon).list().decoded(LiveMountsResponse.self).mounts.isEmpty)
-            let api = CheckedAPI(daemon)
             #expect(try await api.keys() == ["layer", "ctr", "look"])
-            try await expectServesNormally(daemon)
         }
     }
 }

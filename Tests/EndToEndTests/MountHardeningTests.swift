@@ -43,19 +43,9 @@ final class PathSwapper {
 
 @Suite("Mount targets that clients swap")
 struct MountHardeningTests {
-    /// `base` committed as `layer`, and the active snapshot `ctr` on it (an overlay).
-    static func containerOnALayer(_ api: CheckedAPI) async throws {
-        try await api.prepared("base")
-        try await api.committed("base", name: "layer")
-        try await api.prepared("ctr", parent: "layer")
-    }
-
     @Test("a target swapped with a symbolic link: every mount that succeeds is at the checked directory, never elsewhere")
     func swappedTargets() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
-            try await MountHardeningTests.containerOnALayer(api)
+        try await withContainer { daemon, api, calls in
             try await api.prepared("plain")
             let elsewhere = try daemon.mountPoint("elsewhere")
             let race = try daemon.mountPoint("race")
@@ -113,8 +103,7 @@ struct DeleteAcrossMountTests {
 
     @Test("remove refuses while another snapshot is mounted inside; cleanup keeps such a leftover in trash; start-up comes up")
     func removeAndCleanupStopAtMounts() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             try await api.prepared("victim")
             try await api.prepared("scratch")
             let victim = try await Self.ownLayer(api, "victim")
@@ -174,10 +163,7 @@ struct MountIdentityTests {
 
     @Test("a mount whose directory was moved: unmounting the old path names the new one, the record follows, remove stays refused")
     func movedMount() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
-            try await MountHardeningTests.containerOnALayer(api)
+        try await withContainer { daemon, api, calls in
             let ren = try daemon.mountPoint("ren")
             try Tree.makeDirectory(ren + "/x")
             try Tree.makeDirectory(ren + "/x/t")
@@ -202,9 +188,7 @@ struct MountIdentityTests {
 
     @Test("a mount replaced by another: unmount leaves the other alone, and so does a restart")
     func replacedMount() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             try await api.prepared("a")
             try await api.prepared("b")
             let first = try daemon.mountPoint("first")
@@ -295,9 +279,7 @@ struct MountIdentityTests {
 
     @Test("a gone mount's id and device turning up on a newer mount elsewhere: start-up drops the stale record, the newer mount keeps its own")
     func reusedIdentity() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            let calls = MountCalls(daemon)
+        try await withMountCalls { daemon, api, calls in
             try await api.prepared("a")
             try await api.prepared("b")
             try await api.prepared("c")

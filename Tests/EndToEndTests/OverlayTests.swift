@@ -17,8 +17,7 @@ struct OverlayTests {
     func layer(
         _ daemon: Daemon, _ key: String, parent: String?, name: String, _ fill: (String) throws -> Void
     ) async throws {
-        _ = try await daemon.client.prepare(PrepareRequest(key: key, parent: parent))
-        try await withMounted(daemon, key) { target in try fill(target) }
+        try await withPrepared(daemon, key, parent: parent) { target in try fill(target) }
         _ = try await daemon.client.commit(key, CommitRequest(name: name))
     }
 
@@ -42,8 +41,7 @@ struct OverlayTests {
                 try Tree.write(t + "/in-1-and-3", "from 3")
                 try Tree.write(t + "/dir/a", "a from 3")
             }
-            _ = try await daemon.client.prepare(PrepareRequest(key: "child", parent: "L3"))
-            try await withMounted(daemon, "child") { t throws in
+            try await withPrepared(daemon, "child", parent: "L3") { t throws in
                 #expect(try Tree.entries(t) == ["dir", "in-1-and-2", "in-1-and-3", "only-1", "only-2", "only-3"])
                 #expect(try Tree.read(t + "/only-1") == "one")
                 #expect(try Tree.read(t + "/only-2") == "two")
@@ -55,8 +53,7 @@ struct OverlayTests {
                 #expect(try Tree.read(t + "/dir/b") == "b from 2")
             }
             // A view on the middle layer sees the stack as it was below L3.
-            _ = try await daemon.client.prepare(PrepareRequest(key: "view-2", parent: "L2", kind: .view))
-            try await withMounted(daemon, "view-2") { t throws in
+            try await withPrepared(daemon, "view-2", parent: "L2", kind: .view) { t throws in
                 #expect(try Tree.entries(t) == ["dir", "in-1-and-2", "in-1-and-3", "only-1", "only-2"])
                 #expect(try Tree.read(t + "/in-1-and-2") == "from 2")
                 #expect(try Tree.read(t + "/in-1-and-3") == "from 1")
@@ -67,8 +64,7 @@ struct OverlayTests {
 
     @Test("a file deleted in a child is a whiteout there and still present in the parent")
     func deletionIsAWhiteout() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             try await layer(daemon, "w", parent: nil, name: "P") { t throws in
                 try Tree.write(t + "/keep", "kept")
                 try Tree.write(t + "/gone", "doomed")
@@ -92,20 +88,17 @@ struct OverlayTests {
                 #expect(st.st_rdev == 0, "whiteout \(name) has device number \(st.st_rdev), not 0/0")
             }
             // The parent's layer is untouched: seen through a view and through a new child.
-            _ = try await client.prepare(PrepareRequest(key: "view", parent: "P", kind: .view))
-            try await withMounted(daemon, "view") { t throws in
+            try await withPrepared(daemon, "view", parent: "P", kind: .view) { t throws in
                 #expect(try Tree.read(t + "/gone") == "doomed")
                 #expect(try Tree.read(t + "/dir/gone-too") == "doomed too")
             }
-            _ = try await client.prepare(PrepareRequest(key: "sibling", parent: "P"))
-            try await withMounted(daemon, "sibling") { t throws in
+            try await withPrepared(daemon, "sibling", parent: "P") { t throws in
                 #expect(try Tree.entries(t) == ["dir", "gone", "keep"])
                 #expect(try Tree.read(t + "/gone") == "doomed")
             }
             // Committed, the whiteout keeps hiding the file from the layers above.
             _ = try await client.commit("child", CommitRequest(name: "P2"))
-            _ = try await client.prepare(PrepareRequest(key: "grandchild", parent: "P2"))
-            try await withMounted(daemon, "grandchild") { t throws in
+            try await withPrepared(daemon, "grandchild", parent: "P2") { t throws in
                 #expect(try Tree.entries(t) == ["dir", "keep"])
                 #expect(try Tree.entries(t + "/dir") == [])
                 #expect(try Tree.read(t + "/keep") == "kept")
@@ -115,8 +108,7 @@ struct OverlayTests {
 
     @Test("a directory removed and recreated in a child is opaque: only its new contents show")
     func recreatedDirectoryIsOpaque() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             try await layer(daemon, "w", parent: nil, name: "P") { t throws in
                 try Tree.makeDirectory(t + "/d")
                 try Tree.write(t + "/d/old-1", "old")
@@ -135,20 +127,17 @@ struct OverlayTests {
             let opaque = try Tree.extendedAttribute(upper + "/d", "trusted.overlay.opaque")
             #expect(opaque == Array("y".utf8), "d in the child's layer is not marked opaque")
             // The parent still has the old contents.
-            _ = try await client.prepare(PrepareRequest(key: "view-p", parent: "P", kind: .view))
-            try await withMounted(daemon, "view-p") { t throws in
+            try await withPrepared(daemon, "view-p", parent: "P", kind: .view) { t throws in
                 #expect(try Tree.entries(t + "/d") == ["old-1", "old-2", "sub"])
             }
             // Committed, the opaque directory keeps hiding the old contents.
             _ = try await client.commit("child", CommitRequest(name: "C"))
-            _ = try await client.prepare(PrepareRequest(key: "grandchild", parent: "C"))
-            try await withMounted(daemon, "grandchild") { t throws in
+            try await withPrepared(daemon, "grandchild", parent: "C") { t throws in
                 #expect(try Tree.entries(t + "/d") == ["new"])
                 #expect(try Tree.read(t + "/d/new") == "new")
                 #expect(!Tree.exists(t + "/d/sub/old-3"))
             }
-            _ = try await client.prepare(PrepareRequest(key: "view-c", parent: "C", kind: .view))
-            try await withMounted(daemon, "view-c") { t throws in
+            try await withPrepared(daemon, "view-c", parent: "C", kind: .view) { t throws in
                 #expect(try Tree.entries(t + "/d") == ["new"])
             }
         }
@@ -221,8 +210,7 @@ struct OverlayTests {
 
     @Test("commit keeps content, owners, modes, links and times, in a plain and in an overlay layer")
     func commitPreservesMetadata() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             // First layer written through a bind mount, second through an overlay.
             try await layer(daemon, "w1", parent: nil, name: "L1") { t throws in
                 try Self.writeMetadataSamples(t, prefix: "a-")
@@ -232,14 +220,12 @@ struct OverlayTests {
                 // A metadata change to a file of the layer below.
                 try Tree.setMode(t + "/a-owned", 0o640)
             }
-            _ = try await client.prepare(PrepareRequest(key: "child", parent: "L2"))
-            try await withMounted(daemon, "child") { t throws in
+            try await withPrepared(daemon, "child", parent: "L2") { t throws in
                 try Self.checkMetadataSamples(t, prefix: "a-", ownedMode: 0o640)
                 try Self.checkMetadataSamples(t, prefix: "b-")
             }
             // The first layer alone still has the original mode.
-            _ = try await client.prepare(PrepareRequest(key: "view", parent: "L1", kind: .view))
-            try await withMounted(daemon, "view") { t throws in
+            try await withPrepared(daemon, "view", parent: "L1", kind: .view) { t throws in
                 try Self.checkMetadataSamples(t, prefix: "a-")
                 #expect(!Tree.exists(t + "/b-owned"))
             }
@@ -248,8 +234,7 @@ struct OverlayTests {
 
     @Test("the fs directory of a new snapshot is owned like its parent's and has mode 0755")
     func rootOwnershipFollowsParent() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             let base = try await client.prepare(PrepareRequest(key: "base"))
             let baseDir = try MountPaths.writableDirectory(base.mounts)
             let fresh = try Tree.status(baseDir)
@@ -296,8 +281,7 @@ struct OverlayTests {
 
     @Test("views are read-only: without a parent, on one parent and on a chain of parents")
     func viewsRefuseWrites() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             try await layer(daemon, "w1", parent: nil, name: "L1") { t throws in
                 try Tree.write(t + "/f", "from 1")
             }
@@ -338,8 +322,7 @@ struct OverlayTests {
             }
 
             // Nothing leaked into the layers.
-            _ = try await client.prepare(PrepareRequest(key: "check", parent: "L2"))
-            try await withMounted(daemon, "check") { t throws in
+            try await withPrepared(daemon, "check", parent: "L2") { t throws in
                 #expect(try Tree.entries(t) == ["f", "g"])
                 #expect(try Tree.read(t + "/f") == "from 1")
                 #expect(try Tree.read(t + "/g") == "from 2")
@@ -350,8 +333,7 @@ struct OverlayTests {
     @Test("a chain of 128 layers mounts with every layer's files, overrides and deletions")
     func deepChain() async throws {
         let started = ContinuousClock.now
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             let depth = 128
             var parent: String?
             for n in 1...depth {
@@ -400,8 +382,7 @@ struct OverlayTests {
 
     @Test("usage counts an active layer's bytes and inodes and is kept at commit")
     func usage() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
+        try await withClient { daemon, client in
             let mib = 1 << 20
             let prepared = try await client.prepare(PrepareRequest(key: "active"))
             let dir = try MountPaths.writableDirectory(prepared.mounts)

@@ -62,8 +62,7 @@ extension RawHTTP {
 struct PipeliningTests {
     @Test("responses come back in request order, whether the router or the event loop answers")
     func responsesInOrder() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
+        try await withAPI { daemon, api in
             try await api.prepared("q")
             let path = APIPath.snapshot("p")
             let other = APIPath.snapshot("q")

@@ -110,10 +110,8 @@ enum RaceTraffic {
 struct RaceTests {
     @Test("64 clients on shared keys, parents, names and targets, with cleanups: no 5xx, and the state adds up")
     func sixtyFourClients() async throws {
-        try await withDaemon { daemon in
-            let api = CheckedAPI(daemon)
-            try await api.prepared("base")
-            try await api.committed("base", name: "base-layer")
+        try await withAPI { daemon, api in
+            try await api.committedLayer("base-layer")
             let targets = try (0..<6).map { try daemon.mountPoint("race-\($0)") }
             let seed = UInt64.random(in: 0...UInt64.max)
             let outcome = try await RaceTraffic.run(daemon, clients: 64, operations: 60, targets: targets, seed: seed)

@@ -8,15 +8,12 @@ import VeneerWire
 struct SmokeTests {
     @Test("a prepared snapshot mounts and keeps what is written into it")
     func prepareMountWrite() async throws {
-        try await withDaemon { daemon in
-            let client = daemon.client
-            _ = try await client.prepare(PrepareRequest(key: "base"))
-            try await withMounted(daemon, "base") { target in
+        try await withClient { daemon, client in
+            try await withPrepared(daemon, "base") { target in
                 try Data("hello\n".utf8).write(to: URL(fileURLWithPath: target + "/greeting"))
             }
             _ = try await client.commit("base", CommitRequest(name: "layer"))
-            _ = try await client.prepare(PrepareRequest(key: "child", parent: "layer"))
-            let text = try await withMounted(daemon, "child") { target in
+            let text = try await withPrepared(daemon, "child", parent: "layer") { target in
                 try String(contentsOfFile: target + "/greeting", encoding: .utf8)
             }
             #expect(text == "hello\n")

@@ -10,8 +10,7 @@ import VeneerWire
 struct StrictRequestTests {
     @Test("null for an optional field is 400 naming the field, on every endpoint, and changes nothing")
     func nullOptionalFields() async throws {
-        try await withDaemon { daemon in
-            try await makeFixture(daemon)
+        try await withFixture { daemon, api in
             let target = try daemon.mountPoint("null")
             let cases: [(method: String, path: String, body: String, field: String)] = [
                 ("POST", APIPath.snapshots, #"{"key":"n1","labels":null}"#, "labels"),
@@ -43,19 +42,16 @@ struct StrictRequestTests {
             }
             #expect(try await MountCalls(daemon).list().decoded(LiveMountsResponse.self).mounts.isEmpty)
             // The ctr snapshot kept its labels; leaving the fields out still works.
-            let api = CheckedAPI(daemon)
             #expect(try await api.info("ctr").labels == ["a": "1"])
             let made = try await checked(daemon, "POST", APIPath.snapshots, body: utf8Bytes(#"{"key":"plain"}"#))
             #expect(made.status == 201, "\(made.text)")
             #expect(try await api.remove("plain").status == 204)
-            try await expectServesNormally(daemon)
         }
     }
 
     @Test("a query value or name that is not percent-encoded UTF-8 is 400 naming the query parameter")
     func queryEncodingErrorsNameTheParameter() async throws {
-        try await withDaemon { daemon in
-            try await makeFixture(daemon)
+        try await withFixture(thenServesNormally: false) { daemon, api in
             let cases: [(target: String, mentioning: [String])] = [
                 ("/v1/snapshots?filter=%FF", ["query parameter filter", "UTF-8", #""%FF""#]),
                 ("/v1/snapshots?filter=kind%3D%3Dview&filter=%C3", ["query parameter filter", "UTF-8"]),
@@ -97,8 +93,7 @@ struct LabelTotalLimitTests {
 
     @Test("prepare, view, commit and update are refused beyond 64 KiB of labels in all, and change nothing")
     func totalLimit() async throws {
-        try await withDaemon { daemon in
-            try await makeFixture(daemon)
+        try await withFixture(thenServesNormally: false) { daemon, api in
             let full = Self.full
             var over = full
             over["x"] = "y"
@@ -114,7 +109,6 @@ struct LabelTotalLimitTests {
                 BadRequest(what: "update replacing all", method: "PATCH", path: APIPath.snapshot("ctr"), body: overBody(#"{"labels":LABELS}"#), status: 400, code: "invalid_argument"),
             ]
             try await expectRefusedWithoutChange(requests, on: daemon)
-            let api = CheckedAPI(daemon)
             let refused = try await api.prepare("big", labels: over)
             expectError(refused, 400, "invalid_argument", mentioning: ["65538 bytes", "65536"])
 

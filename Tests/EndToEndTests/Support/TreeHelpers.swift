@@ -245,10 +245,7 @@ enum LongMounts {
 func withLongMounted<T>(
     _ daemon: Daemon, _ key: String, _ body: (String) async throws -> T
 ) async throws -> T {
-    let target = try daemon.mountPoint()
-    try LongMounts.mount(try await daemon.client.mounts(key), at: target)
-    defer { Mounts.unmount(target) }
-    return try await body(target)
+    try await withMounted(daemon, key, using: LongMounts.mount, body)
 }
 
 /// What is on disk under a daemon's state root.
