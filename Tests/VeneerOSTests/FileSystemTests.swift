@@ -171,12 +171,19 @@ struct FileSystemTests {
 
     // MARK: - diskUsage
 
-    @Test func diskUsageCountsBytesAndInodes() throws {
-        let tmp = try TemporaryDirectory()
+    /// Makes `top` in `tmp` with the directory `sub` and the file `a` holding `bytes`;
+    /// returns the path of `top`.
+    static func usageTree(_ tmp: TemporaryDirectory, a bytes: [UInt8]) throws -> String {
         let top = tmp("top")
         try Fixture.mkdir(top)
         try Fixture.mkdir(top + "/sub")
-        try Fixture.writeFile(top + "/a", [UInt8](repeating: 0x5A, count: 100_000))
+        try Fixture.writeFile(top + "/a", bytes)
+        return top
+    }
+
+    @Test func diskUsageCountsBytesAndInodes() throws {
+        let tmp = try TemporaryDirectory()
+        let top = try Self.usageTree(tmp, a: [UInt8](repeating: 0x5A, count: 100_000))
         try Fixture.writeFile(top + "/sub/b", [UInt8](repeating: 0xA5, count: 50_000))
         let usage = try FileSystem.diskUsage(top)
         // top, sub, a, b
@@ -196,10 +203,7 @@ struct FileSystemTests {
 
     @Test func diskUsageCountsHardLinksOnce() throws {
         let tmp = try TemporaryDirectory()
-        let top = tmp("top")
-        try Fixture.mkdir(top)
-        try Fixture.mkdir(top + "/sub")
-        try Fixture.writeFile(top + "/a", [UInt8](repeating: 1, count: 200_000))
+        let top = try Self.usageTree(tmp, a: [UInt8](repeating: 1, count: 200_000))
         let before = try FileSystem.diskUsage(top)
         try Fixture.link(top + "/a", at: top + "/sub/a2")
         try Fixture.link(top + "/a", at: top + "/a3")

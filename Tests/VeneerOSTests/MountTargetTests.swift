@@ -25,8 +25,7 @@ struct MountTargetTests {
         if kind == .overlayNewMountAPI && !Mounter.probeNewMountAPI() { return }
         let box = try MountSandbox()
         defer { Self.detachEverything(under: box.path) }
-        let source = try box.directory("src")
-        try MountFixture.write(source + "/marker", "source")
+        let source = try box.directory("src", holding: "marker", "source")
         let upper = try box.directory("upper")
         let work = try box.directory("work")
         let elsewhere = try box.directory("elsewhere")
@@ -126,10 +125,8 @@ struct TreeWalkMountTests {
     @Test func removeTreeLeavesAMountInsideAndWhatItHolds() throws {
         let box = try MountSandbox()
         defer { MountTargetTests.detachEverything(under: box.path) }
-        let victim = try box.directory("victim")
-        try MountFixture.write(victim + "/precious", "keep me")
-        let doomed = try box.directory("doomed/a/b")
-        try MountFixture.write(doomed + "/junk", "delete me")
+        let victim = try box.directory("victim", holding: "precious", "keep me")
+        let doomed = try box.directory("doomed/a/b", holding: "junk", "delete me")
         let inner = try box.directory("doomed/a/mnt")
         try Mounter.mount(Mount(type: "bind", source: victim, options: ["bind"]), at: inner)
 
@@ -150,8 +147,7 @@ struct TreeWalkMountTests {
     @Test func removeTreeOfAMountPointRemovesNothing() throws {
         let box = try MountSandbox()
         defer { MountTargetTests.detachEverything(under: box.path) }
-        let victim = try box.directory("victim")
-        try MountFixture.write(victim + "/precious", "keep me")
+        let victim = try box.directory("victim", holding: "precious", "keep me")
         let point = try box.directory("point")
         try Mounter.mount(Mount(type: "bind", source: victim, options: ["bind"]), at: point)
         #expect(try FileSystem.removeTree(point) == [point])

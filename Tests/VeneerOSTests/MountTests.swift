@@ -57,8 +57,7 @@ struct MountTests {
 
     @Test func bindMountReadOnlyRefusesWrites() throws {
         let box = try MountSandbox()
-        let source = try box.directory("src")
-        try MountFixture.write(source + "/f", "content")
+        let source = try box.directory("src", holding: "f", "content")
         let fromOption = try box.target("a")
         let fromFlag = try box.target("b")
 
@@ -111,8 +110,7 @@ struct MountTests {
     @Test func shortOverlayGoesThroughLibmountAndReadOnlyIsHonoured() throws {
         let box = try MountSandbox()
         let layers = try (1...3).map { i throws -> String in
-            let dir = try box.directory("l\(i)")
-            try MountFixture.write(dir + "/f\(i)", "\(i)")
+            let dir = try box.directory("l\(i)", holding: "f\(i)", "\(i)")
             return dir
         }
         let target = try box.target("t")
@@ -267,10 +265,8 @@ struct MountTests {
 
     @Test func pathsWithReservedCharactersAvoidTheOptionString() throws {
         let box = try MountSandbox()
-        let bottom = try box.directory("a,b")
-        let top = try box.directory("c:d")
-        try MountFixture.write(bottom + "/f", "comma")
-        try MountFixture.write(top + "/g", "colon")
+        let bottom = try box.directory("a,b", holding: "f", "comma")
+        let top = try box.directory("c:d", holding: "g", "colon")
         let target = try box.target("t")
 
         let method = try Mounter.mountOverlay(lowers: [top, bottom], upper: nil, work: nil, at: target)
@@ -352,8 +348,7 @@ struct MountTests {
 
     @Test func unmountNormalBusyAndLazy() throws {
         let box = try MountSandbox()
-        let source = try box.directory("src")
-        try MountFixture.write(source + "/f", "x")
+        let source = try box.directory("src", holding: "f", "x")
         let target = try box.target("t")
 
         let notMounted = #expect(throws: SystemError.self) { try Mounter.unmount(target) }
@@ -379,10 +374,8 @@ struct MountTests {
 
     @Test func unmountRemovesOnlyTheTopmostStackedMount() throws {
         let box = try MountSandbox()
-        let first = try box.directory("one")
-        let second = try box.directory("two")
-        try MountFixture.write(first + "/which", "one")
-        try MountFixture.write(second + "/which", "two")
+        let first = try box.directory("one", holding: "which", "one")
+        let second = try box.directory("two", holding: "which", "two")
         let target = try box.target("t")
 
         try Mounter.mount(Mount(type: "bind", source: first, options: ["bind"]), at: target)
@@ -571,6 +564,13 @@ final class MountSandbox {
     func directory(_ relative: String) throws -> String {
         let dir = scratch(relative)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// `directory(relative)` holding the file `name` with `text` in it.
+    func directory(_ relative: String, holding name: String, _ text: String) throws -> String {
+        let dir = try directory(relative)
+        try MountFixture.write(dir + "/" + name, text)
         return dir
     }
 
