@@ -61,6 +61,12 @@ private struct SilentLogHandler: LogHandler {
 }
 
 private let infoLogger = Logger(label: "veneer.api.test.direct") { _ in SilentLogHandler() }
+/// `infoLogger` at debug level.
+private let debugLogger = {
+    var logger = infoLogger
+    logger.logLevel = .debug
+    return logger
+}()
 
 @Suite("Requests answered on the event loop")
 struct DirectResponseTests {
@@ -86,13 +92,6 @@ struct DirectResponseTests {
         .head(HTTPRequest(method: .get, scheme: nil, authority: "localhost", path: path, headerFields: headers))
     }
 
-    /// The parts written towards the client so far.
-    private func written(_ channel: EmbeddedChannel) throws -> [HTTPResponsePart] {
-        var parts: [HTTPResponsePart] = []
-        while let part = try channel.readOutbound(as: HTTPResponsePart.self) { parts.append(part) }
-        return parts
-    }
-
     /// The parts passed on to the router so far.
     private func passed(_ channel: EmbeddedChannel) throws -> [HTTPRequestPart] {
         var parts: [HTTPRequestPart] = []
@@ -105,12 +104,9 @@ struct DirectResponseTests {
         try await withChannel { channel, snapshotter, _ in
             try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c"))
             // Nothing is written before the request has ended.
-            #expect(try written(channel).isEmpty)
+            #expect(try writtenParts(channel).isEmpty)
             try channel.writeInbound(HTTPRequestPart.end(nil))
-            let parts = try written(channel)
-            #expect(parts.count == 3)
-            guard parts.count == 3, case .head(let head) = parts[0], case .body(let body) = parts[1], case .end = parts[2]
-            else { return }
+            let (head, body) = try #require(try writtenResponse(channel))
             #expect(head.status == .ok)
             #expect(head.headerFields[.contentType] == "application/json")
             #expect(head.headerFields[.server] == "veneerd")
@@ -133,7 +129,7 @@ struct DirectResponseTests {
         try await withChannel { channel, _, _ in
             try channel.writeInbound(get(path))
             try channel.writeInbound(HTTPRequestPart.end(nil))
-            #expect(try written(channel).isEmpty)
+            #expect(try writtenParts(channel).isEmpty)
             let parts = try passed(channel)
             #expect(parts.count == 2)
             if case .head(let head) = parts.first { #expect(head.path == path) } else { Issue.record("no head passed on") }
@@ -149,19 +145,17 @@ struct DirectResponseTests {
             #expect(try passed(channel).count == 2)
             try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .noContent)))
             try channel.writeOutbound(HTTPResponsePart.end(nil))
-            _ = try written(channel)
+            _ = try writtenParts(channel)
 
             try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c", headers: [.connection: "close"]))
             try channel.writeInbound(HTTPRequestPart.end(nil))
             #expect(try passed(channel).count == 2)
         }
-        var debug = infoLogger
-        debug.logLevel = .debug
-        try await withChannel(logger: debug) { channel, _, _ in
+        try await withChannel(logger: debugLogger) { channel, _, _ in
             try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c"))
             try channel.writeInbound(HTTPRequestPart.end(nil))
             #expect(try passed(channel).count == 2)
-            #expect(try written(channel).isEmpty)
+            #expect(try writtenParts(channel).isEmpty)
         }
     }
 
@@ -175,7 +169,7 @@ struct DirectResponseTests {
             // A pipelined stat behind it must not overtake its response.
             try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c"))
             try channel.writeInbound(HTTPRequestPart.end(nil))
-            #expect(try written(channel).isEmpty)
+            #expect(try writtenParts(channel).isEmpty)
             #expect(try passed(channel).count == 5)
 
             // The router answers both, in order; afterwards stats are answered directly again.
@@ -183,11 +177,11 @@ struct DirectResponseTests {
                 try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: status)))
                 try channel.writeOutbound(HTTPResponsePart.end(nil))
             }
-            #expect(try written(channel).count == 4)
+            #expect(try writtenParts(channel).count == 4)
             try channel.writeInbound(get("/v1/snapshots/a%2Fb%20c"))
             try channel.writeInbound(HTTPRequestPart.end(nil))
             #expect(try passed(channel).isEmpty)
-            #expect(try written(channel).count == 3)
+            #expect(try writtenParts(channel).count == 3)
         }
     }
 
@@ -198,7 +192,7 @@ struct DirectResponseTests {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
             #expect(recorder.quiesceEvents == 0)
             try channel.writeInbound(HTTPRequestPart.end(nil))
-            #expect(try written(channel).count == 3)
+            #expect(try writtenParts(channel).count == 3)
             #expect(recorder.quiesceEvents == 1)
 
             // When idle, a quiesce goes straight on.
@@ -214,7 +208,7 @@ struct DirectResponseTests {
             try channel.writeInbound(HTTPRequestPart.body(ByteBuffer(string: "abc")))
             try channel.writeInbound(HTTPRequestPart.end(nil))
             #expect(try passed(channel).isEmpty)
-            #expect(try written(channel).count == 3)
+            #expect(try writtenParts(channel).count == 3)
         }
     }
 
@@ -243,12 +237,10 @@ struct DirectResponseTests {
                 try channel.writeInbound(HTTPRequestPart.body(ByteBuffer(string: #"{"key":"a/b c","target":"/usr"}"#)))
                 try channel.writeInbound(HTTPRequestPart.end(nil))
                 #expect(try passed(channel).count == 3, "\(path) \(headers)")
-                #expect(try written(channel).isEmpty)
+                #expect(try writtenParts(channel).isEmpty)
             }
         }
-        var debug = infoLogger
-        debug.logLevel = .debug
-        try await withChannel(logger: debug) { channel, _, _ in
+        try await withChannel(logger: debugLogger) { channel, _, _ in
             try channel.writeInbound(post("/v1/mounts"))
             try channel.writeInbound(HTTPRequestPart.end(nil))
             #expect(try passed(channel).count == 2)
@@ -269,7 +261,7 @@ struct DirectResponseTests {
             var length = 0
             for part in parts { if case .body(let buffer) = part { length += buffer.readableBytes } }
             #expect(length == 2 * chunk.utf8.count)
-            #expect(try written(channel).isEmpty)
+            #expect(try writtenParts(channel).isEmpty)
         }
     }
 

@@ -33,21 +33,12 @@ struct ParseErrorAnswerTests {
         try channel.writeOutbound(HTTPResponsePart.end(nil))
     }
 
-    private func written(_ channel: EmbeddedChannel) throws -> [HTTPResponsePart] {
-        var parts: [HTTPResponsePart] = []
-        while let part = try channel.readOutbound(as: HTTPResponsePart.self) { parts.append(part) }
-        return parts
-    }
-
     @Test("after a parse error, the bare 400 gets the JSON error body naming the fault")
     func bareAnswerGetsTheBody() throws {
         try withChannel { channel in
             channel.pipeline.fireErrorCaught(HTTPParserError.invalidChunkSize)
             try writeBareBadRequest(channel)
-            let parts = try written(channel)
-            #expect(parts.count == 3)
-            guard parts.count == 3, case .head(let head) = parts[0], case .body(let body) = parts[1], case .end = parts[2]
-            else { return }
+            let (head, body) = try #require(try writtenResponse(channel))
             #expect(head.status == .badRequest)
             #expect(head.headerFields[.connection] == "close")
             #expect(head.headerFields[.contentType] == "application/json")
@@ -65,7 +56,7 @@ struct ParseErrorAnswerTests {
         try withChannel { channel in
             // A bare 400 with no parse error before it.
             try writeBareBadRequest(channel)
-            var parts = try written(channel)
+            var parts = try writtenParts(channel)
             #expect(parts.count == 2)
             if case .head(let head) = parts.first { #expect(head.headerFields[.contentType] == nil) }
             // After a parse error, an answer that is not the bare 400 (one still due to
@@ -76,7 +67,7 @@ struct ParseErrorAnswerTests {
             try channel.writeOutbound(HTTPResponsePart.body(ByteBuffer(string: "{}")))
             try channel.writeOutbound(HTTPResponsePart.end(nil))
             try writeBareBadRequest(channel)
-            parts = try written(channel)
+            parts = try writtenParts(channel)
             #expect(parts.count == 6)
             if case .head(let head) = parts.first { #expect(head.status == .ok && head.headerFields[.contentLength] == "2") }
             if parts.count == 6, case .head(let head) = parts[3] {
@@ -86,7 +77,7 @@ struct ParseErrorAnswerTests {
             struct Other: Error {}
             channel.pipeline.fireErrorCaught(Other())
             try writeBareBadRequest(channel)
-            parts = try written(channel)
+            parts = try writtenParts(channel)
             #expect(parts.count == 2)
         }
     }
