@@ -67,6 +67,15 @@ private struct Connection {
 
     var isOpen: Bool { channel.isActive }
 
+    /// Advances to one second short of `seconds` and expects the connection open, then
+    /// to one second past and expects it closed.
+    func expectClosesAfter(_ seconds: Int64, sourceLocation: SourceLocation = #_sourceLocation) {
+        advance(seconds - 1)
+        #expect(isOpen, sourceLocation: sourceLocation)
+        advance(2)
+        #expect(!isOpen, sourceLocation: sourceLocation)
+    }
+
     /// The raw bytes written below the codec (a `408`), as text.
     func rawAnswer() throws -> String? {
         try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }
@@ -78,10 +87,7 @@ struct ConnectionClockTests {
     @Test("a connection with no request is closed after the idle timeout, without an answer")
     func idleBeforeFirstRequest() throws {
         let connection = try Connection()
-        connection.advance(59)
-        #expect(connection.isOpen)
-        connection.advance(2)
-        #expect(!connection.isOpen)
+        connection.expectClosesAfter(60)
         #expect(try connection.rawAnswer() == nil)
     }
 
@@ -94,10 +100,7 @@ struct ConnectionClockTests {
             try connection.answer()
         }
         #expect(connection.isOpen, "each answer restarts the idle timeout; 250 s in all")
-        connection.advance(59)
-        #expect(connection.isOpen)
-        connection.advance(2)
-        #expect(!connection.isOpen)
+        connection.expectClosesAfter(60)
     }
 
     @Test("no timer runs while an answer is owed, however long the work takes")
@@ -107,10 +110,7 @@ struct ConnectionClockTests {
         connection.advance(3_600)
         #expect(connection.isOpen)
         try connection.answer()
-        connection.advance(59)
-        #expect(connection.isOpen)
-        connection.advance(2)
-        #expect(!connection.isOpen)
+        connection.expectClosesAfter(60)
     }
 
     @Test("pipelined requests: the connection waits until every one is answered")
@@ -153,10 +153,7 @@ struct ConnectionClockTests {
             try connection.send("b")
         }
         #expect(connection.isOpen, "90 s of body, never a 10 s gap")
-        connection.advance(9)
-        #expect(connection.isOpen)
-        connection.advance(2)
-        #expect(!connection.isOpen)
+        connection.expectClosesAfter(10)
         #expect(try connection.rawAnswer() == nil, "the router may be answering already")
     }
 
@@ -167,10 +164,7 @@ struct ConnectionClockTests {
         try connection.answer()
         connection.advance(40)
         try connection.send("P")
-        connection.advance(9)
-        #expect(connection.isOpen)
-        connection.advance(2)
-        #expect(!connection.isOpen)
+        connection.expectClosesAfter(10)
     }
 }
 
