@@ -52,6 +52,12 @@ extension Snapshotter {
         layout.directories(try await id(key))
     }
 
+    /// Runs a cleanup and expects it to find nothing to remove or reclaim.
+    func expectNothingToClean(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let report = try await cleanup()
+        #expect(report.removed == 0 && report.reclaimedBytes == 0, sourceLocation: sourceLocation)
+    }
+
     /// Prepares `name`-work on `parent` and commits it as `name`.
     @discardableResult
     func layer(_ name: String, parent: String? = nil) async throws -> SnapshotInfo {

@@ -265,8 +265,7 @@ struct SnapshotStoreTests {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         // The key was removed and prepared again after the caller measured it.
-        let first = try await store.create("work")
-        _ = try await store.remove("work")
+        let first = try await store.createdAndRemoved("work")
         let second = try await store.create("work", labels: ["again": "yes"])
         let error = await #expect(throws: VeneerError.self) {
             try await store.commit(
@@ -405,8 +404,7 @@ struct SnapshotStoreTests {
             try await store.create("child", parent: "base", labels: ["x": "y"])
             try await store.create("view", .view, parent: "base")
             _ = try await store.updateLabels("view", at: t2) { _ in ["updated": "yes"] }
-            let gone = try await store.create("gone")
-            _ = try await store.remove("gone")
+            let gone = try await store.createdAndRemoved("gone")
             highestID = gone.id
             expected = try await store.list()
         }

@@ -39,6 +39,13 @@ extension SnapshotStore {
         try await create(NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: time)) { _, _, _ in }
     }
 
+    /// Creates `key` and removes it again: the record of a snapshot that is gone.
+    func createdAndRemoved(_ key: String) async throws -> SnapshotRecord {
+        let record = try await create(key)
+        _ = try await remove(key)
+        return record
+    }
+
     /// Prepares `name`-work on `parent` and commits it as `name`.
     @discardableResult
     func committed(

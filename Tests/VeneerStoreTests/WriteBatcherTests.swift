@@ -48,19 +48,26 @@ struct WriteBatcherTests {
         return outcomes.map { outcome in Result { try outcome.wait() } }
     }
 
-    @Test func aJobThatEndsTheTransactionFailsItsWholeBatchAndNothingCommits() throws {
-        let tmp = try TemporaryDirectory()
-        let batcher = try batcher(tmp)
-        struct Refused: Error {}
-        let results = asOneBatch(batcher, [
+    private struct Refused: Error {}
+
+    /// Runs as one batch: the insertion of `a`, a job that executes `sql` and then
+    /// fails, and the insertion of `c`.
+    private func failingBetweenTwoInserts(_ batcher: WriteBatcher, executing sql: String) -> [Result<String, any Error>] {
+        asOneBatch(batcher, [
             Self.inserting("a"),
             { db, _ in
-                // What SQLite does by itself after some errors (a full disk, I/O errors).
-                try db.execute(sql: "ROLLBACK")
+                try db.execute(sql: sql)
                 throw Refused()
             },
             Self.inserting("c"),
         ])
+    }
+
+    @Test func aJobThatEndsTheTransactionFailsItsWholeBatchAndNothingCommits() throws {
+        let tmp = try TemporaryDirectory()
+        let batcher = try batcher(tmp)
+        // What SQLite does by itself after some errors (a full disk, I/O errors).
+        let results = failingBetweenTwoInserts(batcher, executing: "ROLLBACK")
         // Whatever each job is told, the database agrees with it.
         let stored = try names(tmp)
         for (name, result) in zip(["a", "b", "c"], results) {
@@ -79,15 +86,7 @@ struct WriteBatcherTests {
     @Test func aFailedJobInASharedBatchRollsBackToItsSavepointOnly() throws {
         let tmp = try TemporaryDirectory()
         let batcher = try batcher(tmp)
-        struct Refused: Error {}
-        let results = asOneBatch(batcher, [
-            Self.inserting("a"),
-            { db, _ in
-                try db.execute(sql: "INSERT INTO names VALUES ('b')")
-                throw Refused()
-            },
-            Self.inserting("c"),
-        ])
+        let results = failingBetweenTwoInserts(batcher, executing: "INSERT INTO names VALUES ('b')")
         #expect(try names(tmp) == ["a", "c"])
         #expect(results.map { (try? $0.get()) ?? "failed" } == ["a", "failed", "c"])
     }
