@@ -5,7 +5,7 @@ public enum Lifecycle {
     /// - Parameters:
     ///   - existing: kind of the snapshot already holding `key`, if any.
     ///   - parent: the requested parent key and the kind found for it (nil when missing).
-    public static func checkCreate(
+    public static func checkPrepare(
         key: String, kind: SnapshotKind, existing: SnapshotKind?, parent: (key: String, kind: SnapshotKind?)?
     ) throws(VeneerError) {
         if kind == .committed {

@@ -28,7 +28,7 @@ extension Snapshotter {
         do {
             let stagingNames = self.stagingNames
             moved = try await store.withWritesPaused { ids in
-                // A create registers its name before it makes the directory, so reading the
+                // A prepare registers its name before it makes the directory, so reading the
                 // names in use after the listing covers every directory the listing saw.
                 let staged = try FileSystem.listDirectory(layout.staging)
                 let inFlight = stagingNames.state.withLock { $0.inFlight }
@@ -51,7 +51,7 @@ extension Snapshotter {
                     do {
                         try FileSystem.rename(path, to: target)
                     } catch let error as SystemError where error.isNotFound {
-                        // Gone meanwhile: renamed into place by its create, or deleted by
+                        // Gone meanwhile: renamed into place by its prepare, or deleted by
                         // the remove that left it without a row.
                         continue
                     }

@@ -11,8 +11,8 @@ extension Snapshotter {
         try Rules.validateKey(name, role: "name")
         try Rules.validateLabels(labels)
         // Check the rules before the (possibly long) usage walk; the store checks again.
-        let existing = try await store.get(name)
-        let current = try await store.get(key)
+        let existing = store.record(name)
+        let current = store.record(key)
         try Lifecycle.checkCommit(name: name, nameTaken: existing?.kind, key: key, kind: current?.kind)
         guard let current else { throw Lifecycle.notFound(key) }
         let dirs = layout.directories(current.id)

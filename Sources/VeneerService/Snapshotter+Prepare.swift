@@ -26,7 +26,7 @@ extension Snapshotter {
         // Build the directories under a staging name first, in parallel with other
         // requests; only the rename into place happens inside the store's transaction.
         let layout = self.layout
-        let parentRecord = try await parent.asyncFlatMap { parent throws(VeneerError) in try await store.get(parent) }
+        let parentRecord = parent.flatMap { store.record($0) }
         let staging = layout.staging + "/" + stagingName()
         do {
             try await blocking {
@@ -37,9 +37,9 @@ extension Snapshotter {
             // The parent was removed (or replaced) while its owner was being copied:
             // answer as if the request had come after that.
             if let parent {
-                let current = try await store.get(parent)
+                let current = store.record(parent)
                 if current?.id != parentRecord?.id {
-                    try Lifecycle.checkCreate(key: key, kind: kind, existing: nil, parent: (parent, current?.kind))
+                    try Lifecycle.checkPrepare(key: key, kind: kind, existing: nil, parent: (parent, current?.kind))
                     throw .failedPrecondition("parent snapshot \(quoted(parent)) changed while \(quoted(key)) was being prepared; retry")
                 }
             }
@@ -50,7 +50,7 @@ extension Snapshotter {
         }
         let record: SnapshotRecord
         do {
-            record = try await store.create(
+            record = try await store.insert(
                 NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: Self.now())
             ) { id, parentInTransaction, batch in
                 // The owner was copied from the parent looked up before staging; make sure
@@ -72,7 +72,7 @@ extension Snapshotter {
         return (record.info, mounts)
     }
 
-    /// A staging name no other create uses; registered so cleanup leaves it alone.
+    /// A staging name no other prepare uses; registered so cleanup leaves it alone.
     private func stagingName() -> String {
         stagingNames.state.withLock { state in
             state.sequence += 1
@@ -112,7 +112,7 @@ extension Snapshotter {
     /// transaction: if it throws, no row is written; if the transaction does not commit,
     /// the directory is removed again.
     ///
-    /// The rename is not fsync'd: the new directories are empty when the create is
+    /// The rename is not fsync'd: the new directories are empty when the prepare is
     /// answered, so if a power loss takes the rename back, ``recoverDirectories()``
     /// makes them again, empty, at the next start (and cleanup removes the staging
     /// directory). The row, which is fsync'd, is what makes the snapshot exist.

@@ -8,7 +8,7 @@ import VeneerStore
 extension Snapshotter {
     public func stat(key: String) async throws(VeneerError) -> SnapshotInfo {
         try Rules.validateKey(key)
-        guard let record = try await store.get(key) else { throw Lifecycle.notFound(key) }
+        guard let record = store.record(key) else { throw Lifecycle.notFound(key) }
         return record.info
     }
 
@@ -34,7 +34,7 @@ extension Snapshotter {
 
     public func mounts(key: String) async throws(VeneerError) -> [Mount] {
         try Rules.validateKey(key)
-        guard let record = try await store.get(key) else { throw Lifecycle.notFound(key) }
+        guard let record = store.record(key) else { throw Lifecycle.notFound(key) }
         return try await mounts(of: record)
     }
 
@@ -72,7 +72,7 @@ extension Snapshotter {
 
     public func usage(key: String) async throws(VeneerError) -> Usage {
         try Rules.validateKey(key)
-        guard let record = try await store.get(key) else { throw Lifecycle.notFound(key) }
+        guard let record = store.record(key) else { throw Lifecycle.notFound(key) }
         if let usage = record.usage { return usage }
         let fs = layout.directories(record.id).fs
         do {

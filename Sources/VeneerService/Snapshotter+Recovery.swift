@@ -11,7 +11,7 @@ extension Snapshotter {
     /// ``moveIntoPlace(staging:id:layout:batch:)``): `fs` (0755, owned like the
     /// parent's `fs`) and, for an active snapshot, `work`. Such directories were empty
     /// when the snapshot was acknowledged, and anything written into them later that
-    /// reached the disk would have taken the creation with it. A create renames
+    /// reached the disk would have taken the creation with it. A prepare renames
     /// `fs` and `work` into place together, so one listing of `snapshots/` tells which
     /// snapshots lost theirs. Runs once at start-up, before the socket opens; returns
     /// the keys of the snapshots it repaired.

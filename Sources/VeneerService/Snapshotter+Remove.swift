@@ -8,7 +8,7 @@ import VeneerStore
 extension Snapshotter {
     public func remove(key: String) async throws(VeneerError) {
         try Rules.validateKey(key)
-        if let current = try await store.get(key) { try await refuseIfSomethingIsMountedInside(current) }
+        if let current = store.record(key) { try await refuseIfSomethingIsMountedInside(current) }
         let record = try await store.remove(key)
         let dir = layout.snapshotDirectory(record.id)
         do {
@@ -46,7 +46,7 @@ extension Snapshotter {
     /// A measurement of `record`'s layer failed: not found when the snapshot was
     /// removed meanwhile (its directory went with it), else the failure.
     func measurementFailed(_ error: any Error, key: String, record: SnapshotRecord) async -> VeneerError {
-        if let current = try? await store.get(key), current.id == record.id {
+        if let current = store.record(key), current.id == record.id {
             if let error = error as? SystemError {
                 return Self.mapped(error, doing: "cannot measure snapshot \(quoted(key))")
             }

@@ -5,7 +5,7 @@ import VeneerFilter
 import VeneerOS
 import VeneerStore
 
-/// Names of staging directories in use by creates in progress.
+/// Names of staging directories in use by prepares in progress.
 final class StagingNames: Sendable {
     let state = Mutex((sequence: 0, inFlight: Set<String>()))
 }
@@ -48,7 +48,7 @@ public final class Snapshotter: Sendable {
         settings.withLock { $0 = new }
     }
     let cleanupGate = AsyncGate()
-    /// Staging directories of creates in progress, which cleanup must not touch.
+    /// Staging directories of prepares in progress, which cleanup must not touch.
     let stagingNames = StagingNames()
     /// The `fs` directories of committed snapshots' chains (the snapshot first, then its
     /// ancestors), by the snapshot's id: the lower layers of whatever is prepared on it.

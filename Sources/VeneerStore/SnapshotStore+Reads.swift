@@ -5,11 +5,7 @@ import VeneerCore
 import VeneerJSON
 
 extension SnapshotStore {
-    public func get(_ key: String) async throws(VeneerError) -> SnapshotRecord? {
-        record(key)
-    }
-
-    /// ``get(_:)`` without suspending: the in-memory index only.
+    /// The snapshot `key`, from the in-memory index (what the last committed write left).
     public func record(_ key: String) -> SnapshotRecord? {
         index.withLock { $0.byKey[key] }
     }

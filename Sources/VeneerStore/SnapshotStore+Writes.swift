@@ -8,7 +8,7 @@ extension SnapshotStore {
     /// Inserts a new snapshot after checking the rules. `beforeCommit` runs inside
     /// the transaction with the new id and the parent's record; when it throws,
     /// nothing is written.
-    public func create(
+    public func insert(
         _ new: NewSnapshot,
         beforeCommit: @escaping @Sendable (_ id: Int64, _ parent: SnapshotRecord?, _ batch: WriteBatch) throws -> Void
     ) async throws(VeneerError) -> SnapshotRecord {
@@ -18,7 +18,7 @@ extension SnapshotStore {
             if let parentKey = new.parent {
                 parent = try Self.fetch(db, key: parentKey)
             }
-            try Lifecycle.checkCreate(
+            try Lifecycle.checkPrepare(
                 key: new.key, kind: new.kind, existing: existing?.kind,
                 parent: new.parent.map { ($0, parent?.kind) })
             try db.cachedStatement(
@@ -125,7 +125,7 @@ extension SnapshotStore {
     }
 
     /// Runs `body` with the ids of all snapshots while no other write can happen,
-    /// so that directories can be matched against rows without racing a create.
+    /// so that directories can be matched against rows without racing a prepare.
     public func withWritesPaused<T: Sendable>(
         _ body: @escaping @Sendable (_ ids: Set<Int64>) throws -> T
     ) async throws(VeneerError) -> T {

@@ -3,41 +3,41 @@ import VeneerCore
 
 @Suite("Lifecycle rules")
 struct LifecycleTests {
-    @Test func createOnACommittedParentOrWithoutParent() throws {
-        try Lifecycle.checkCreate(key: "k", kind: .active, existing: nil, parent: nil)
-        try Lifecycle.checkCreate(key: "k", kind: .view, existing: nil, parent: nil)
-        try Lifecycle.checkCreate(key: "k", kind: .active, existing: nil, parent: (key: "p", kind: .committed))
-        try Lifecycle.checkCreate(key: "k", kind: .view, existing: nil, parent: (key: "p", kind: .committed))
+    @Test func prepareOnACommittedParentOrWithoutParent() throws {
+        try Lifecycle.checkPrepare(key: "k", kind: .active, existing: nil, parent: nil)
+        try Lifecycle.checkPrepare(key: "k", kind: .view, existing: nil, parent: nil)
+        try Lifecycle.checkPrepare(key: "k", kind: .active, existing: nil, parent: (key: "p", kind: .committed))
+        try Lifecycle.checkPrepare(key: "k", kind: .view, existing: nil, parent: (key: "p", kind: .committed))
     }
 
-    @Test func createCommittedIsInvalid() {
+    @Test func prepareCommittedIsInvalid() {
         let error = #expect(throws: VeneerError.self) {
-            try Lifecycle.checkCreate(key: "k", kind: .committed, existing: nil, parent: nil)
+            try Lifecycle.checkPrepare(key: "k", kind: .committed, existing: nil, parent: nil)
         }
         #expect(error?.code == .invalidArgument)
     }
 
     @Test(arguments: SnapshotKind.allCases)
-    func createOverAnExistingKeyAlreadyExists(existing: SnapshotKind) {
+    func prepareOverAnExistingKeyAlreadyExists(existing: SnapshotKind) {
         let error = #expect(throws: VeneerError.self) {
-            try Lifecycle.checkCreate(key: "k", kind: .active, existing: existing, parent: nil)
+            try Lifecycle.checkPrepare(key: "k", kind: .active, existing: existing, parent: nil)
         }
         #expect(error?.code == .alreadyExists)
         #expect(error?.message.contains(existing.rawValue) == true)
     }
 
-    @Test func createOnAMissingParentIsNotFound() {
+    @Test func prepareOnAMissingParentIsNotFound() {
         let error = #expect(throws: VeneerError.self) {
-            try Lifecycle.checkCreate(key: "k", kind: .active, existing: nil, parent: (key: "gone", kind: nil))
+            try Lifecycle.checkPrepare(key: "k", kind: .active, existing: nil, parent: (key: "gone", kind: nil))
         }
         #expect(error?.code == .notFound)
         #expect(error?.message.contains("\"gone\"") == true)
     }
 
     @Test(arguments: [SnapshotKind.active, .view])
-    func createOnAnUncommittedParentIsInvalid(parentKind: SnapshotKind) {
+    func prepareOnAnUncommittedParentIsInvalid(parentKind: SnapshotKind) {
         let error = #expect(throws: VeneerError.self) {
-            try Lifecycle.checkCreate(key: "k", kind: .view, existing: nil, parent: (key: "p", kind: parentKind))
+            try Lifecycle.checkPrepare(key: "k", kind: .view, existing: nil, parent: (key: "p", kind: parentKind))
         }
         #expect(error?.code == .invalidArgument)
     }

@@ -98,7 +98,7 @@ struct CleanupTests {
         #expect(reports.map(\.removed) == [4])
 
         for key in created {
-            let record = try #require(try await snapshotter.store.get(key))
+            let record = try #require(snapshotter.store.record(key))
             let dirs = layout.directories(record.id)
             #expect(FileSystem.entryType(dirs.fs) == .directory, "\(key)")
             #expect(FileSystem.entryType(dirs.work) == (record.kind == .active ? .directory : .missing), "\(key)")

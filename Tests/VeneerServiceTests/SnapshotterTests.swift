@@ -21,7 +21,7 @@ struct SnapshotterTests {
         #expect(layout.directories(7) == SnapshotDirectories(fs: tmp.root + "/snapshots/7/fs", work: tmp.root + "/snapshots/7/work"))
     }
 
-    @Test func createActiveWithoutParent() async throws {
+    @Test func prepareActiveWithoutParent() async throws {
         let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         let (info, mounts) = try await snapshotter.prepare(key: "a", parent: nil, kind: .active, labels: ["l": "v"])
@@ -40,7 +40,7 @@ struct SnapshotterTests {
         #expect(try await snapshotter.stat(key: "a") == info)
     }
 
-    @Test func createViewWithoutParent() async throws {
+    @Test func prepareViewWithoutParent() async throws {
         let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         let (info, mounts) = try await snapshotter.prepare(key: "v", parent: nil, kind: .view, labels: [:])
@@ -55,7 +55,7 @@ struct SnapshotterTests {
     }
 
     @Test(arguments: [SnapshotKind.active, .view])
-    func createOnAParentTakesTheParentsOwner(kind: SnapshotKind) async throws {
+    func prepareOnAParentTakesTheParentsOwner(kind: SnapshotKind) async throws {
         let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         try await snapshotter.layer("base")
@@ -89,7 +89,7 @@ struct SnapshotterTests {
             #expect(error?.code == .internal)
             #expect(error?.message.contains("No such file or directory") == true)
         }
-        #expect(try await snapshotter.store.get("child") == nil)
+        #expect(snapshotter.store.record("child") == nil)
         #expect(try await snapshotter.counts() == counts)
         #expect(try Disk.names(snapshotter.layout.snapshots) == before)
         #expect(try Disk.names(snapshotter.layout.staging) == [])
@@ -117,7 +117,7 @@ struct SnapshotterTests {
         #expect(try Disk.names(snapshotter.layout.snapshots) == [])
     }
 
-    @Test func createRulesComeFromTheStore() async throws {
+    @Test func prepareRulesComeFromTheStore() async throws {
         let tmp = try TemporaryDirectory(prefix: "veneer")
         let snapshotter = try tmp.snapshotter()
         _ = try await snapshotter.prepare(key: "a", parent: nil, kind: .active, labels: [:])
@@ -152,10 +152,10 @@ struct SnapshotterTests {
 
         let info = try await snapshotter.commit(key: "work", name: "layer", labels: ["new": "2"])
         #expect(info.key == "layer" && info.kind == .committed && info.labels == ["new": "2"])
-        #expect(try await snapshotter.id("layer") == (try await snapshotter.store.get("layer"))?.id)
+        #expect(try await snapshotter.id("layer") == (snapshotter.store.record("layer"))?.id)
         #expect(FileSystem.entryType(dirs.work) == .missing)
         #expect(FileSystem.entryType(dirs.fs + "/file") == .regular)
-        let stored = try #require(try await snapshotter.store.get("layer")?.usage)
+        let stored = try #require(snapshotter.store.record("layer")?.usage)
         #expect(stored == live)
         #expect(try await snapshotter.usage(key: "layer") == stored)
         // The usage of a committed layer is the one measured at commit.

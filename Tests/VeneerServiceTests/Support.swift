@@ -44,7 +44,7 @@ enum Disk {
 extension Snapshotter {
     /// The id, and so the directory, of a stored snapshot.
     func id(_ key: String) async throws -> Int64 {
-        guard let record = try await store.get(key) else { throw VeneerError.notFound("no \(key)") }
+        guard let record = store.record(key) else { throw VeneerError.notFound("no \(key)") }
         return record.id
     }
 

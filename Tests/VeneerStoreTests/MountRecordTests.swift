@@ -29,7 +29,7 @@ struct MountRecordTests {
     @Test func aRecordIsKeptInMemoryAndInTheDatabaseAndATargetIsTakenOnce() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let a = try await store.create("a")
+        let a = try await store.insert("a")
         let recorded = try store.recording(a, at: "/t1").wait()
         let record = recorded.record
         #expect(record.key == "a")
@@ -53,7 +53,7 @@ struct MountRecordTests {
     @Test func concurrentRecordingsEachSeeTheOnesBeingWritten() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let b = try await store.create("b")
+        let b = try await store.insert("b")
         let outcomes = Mutex<[String: VeneerError?]>([:])
         // Each recording waits before its row is written; later ones must see it anyway.
         DispatchQueue.concurrentPerform(iterations: 8) { i in
@@ -81,7 +81,7 @@ struct MountRecordTests {
     @Test func aRecordBeingWrittenHoldsItsTargetAndCountsInLaterChecks() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let b = try await store.create("b")
+        let b = try await store.insert("b")
         // Keep the writer busy, so that the first record stays unwritten for a while.
         let started = DispatchSemaphore(value: 0)
         let busy = Task { try await store.withWritesPaused { _ in
@@ -119,7 +119,7 @@ struct MountRecordTests {
         let pending = try store.recording(doomed, at: "/x")
         let error = #expect(throws: VeneerError.self) { try pending.wait() }
         #expect(error?.code == .notFound)
-        let other = try await store.create("other")
+        let other = try await store.insert("other")
         let record = try store.recording(other, at: "/x").wait().record
         #expect(try await store.mounts() == [record])
     }
@@ -134,14 +134,14 @@ struct MountRecordTests {
         #expect(missing?.code == .notFound)
 
         // The same key made again is another snapshot.
-        try await store.create("gone")
+        try await store.insert("gone")
         let changed = #expect(throws: VeneerError.self) {
             try store.recording(gone, at: "/g").wait()
         }
         #expect(changed?.code == .failedPrecondition)
 
         // An active snapshot committed since: its key is gone.
-        let work = try await store.create("work")
+        let work = try await store.insert("work")
         _ = try await store.commit(key: "work", name: "done", labels: [:], usage: Usage(size: 0, inodes: 1), at: t1, expectedID: work.id)
         let committed = #expect(throws: VeneerError.self) {
             try store.recording(work, at: "/w").wait()

@@ -14,19 +14,19 @@ struct SnapshotStoreTests {
         #expect(try await store.counts() == KindCounts())
 
         let labels = ["team": "db", "quote\"d": "v,1", "emoji": "🐳", "empty": ""]
-        let a = try await store.create("default/a 1", .active, labels: labels, at: t0)
+        let a = try await store.insert("default/a 1", .active, labels: labels, at: t0)
         #expect(a.key == "default/a 1")
         #expect(a.kind == .active)
         #expect(a.parentID == nil && a.parentKey == nil)
         #expect(a.labels == labels)
         #expect(a.created == t0 && a.updated == t0)
         #expect(a.usage == nil)
-        #expect(try await store.get("default/a 1") == a)
-        #expect(try await store.get("default/a") == nil)
+        #expect(store.record("default/a 1") == a)
+        #expect(store.record("default/a") == nil)
 
-        let v = try await store.create("v", .view, at: t2)
+        let v = try await store.insert("v", .view, at: t2)
         #expect(v.id > a.id)
-        #expect(try await store.get("v")?.created == t2)
+        #expect(store.record("v")?.created == t2)
 
         let list = try await store.list()
         #expect(list.map(\.key) == ["default/a 1", "v"])
@@ -44,7 +44,7 @@ struct SnapshotStoreTests {
         let store = try SnapshotStore(path: tmp.database)
         let base = try await store.committed("base")
         let seen = Counter()
-        let child = try await store.create(
+        let child = try await store.insert(
             NewSnapshot(key: "child", kind: .view, parent: "base", labels: [:], created: t2)
         ) { id, parent, _ in
             seen.increment()
@@ -54,8 +54,8 @@ struct SnapshotStoreTests {
         #expect(seen.count == 1)
         #expect(child.parentID == base.id)
         #expect(child.parentKey == "base")
-        #expect(try await store.get("child") == child)
-        #expect(try await store.get("child")?.info.parent == "base")
+        #expect(store.record("child") == child)
+        #expect(store.record("child")?.info.parent == "base")
         #expect(try await store.counts() == KindCounts(active: 0, view: 1, committed: 1))
     }
 
@@ -66,12 +66,12 @@ struct SnapshotStoreTests {
         if existing == .committed {
             try await store.committed("k")
         } else {
-            try await store.create("k", existing)
+            try await store.insert("k", existing)
         }
         let before = try await store.list()
         let hook = Counter()
         let error = await #expect(throws: VeneerError.self) {
-            try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t2)) { _, _, _ in
+            try await store.insert(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t2)) { _, _, _ in
                 hook.increment()
             }
         }
@@ -83,7 +83,7 @@ struct SnapshotStoreTests {
     @Test func createOnAMissingParentIsNotFound() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let error = await #expect(throws: VeneerError.self) { try await store.create("k", parent: "gone") }
+        let error = await #expect(throws: VeneerError.self) { try await store.insert("k", parent: "gone") }
         #expect(error?.code == .notFound)
         #expect(error?.message.contains("\"gone\"") == true)
         #expect(try await store.list() == [])
@@ -93,9 +93,9 @@ struct SnapshotStoreTests {
     func createOnAnUncommittedParentIsInvalid(parentKind: SnapshotKind) async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        try await store.create("p", parentKind)
+        try await store.insert("p", parentKind)
         for kind in [SnapshotKind.active, .view] {
-            let error = await #expect(throws: VeneerError.self) { try await store.create("k", kind, parent: "p") }
+            let error = await #expect(throws: VeneerError.self) { try await store.insert("k", kind, parent: "p") }
             #expect(error?.code == .invalidArgument)
         }
         #expect(try await store.list().map(\.key) == ["p"])
@@ -104,7 +104,7 @@ struct SnapshotStoreTests {
     @Test func createCommittedIsInvalid() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let error = await #expect(throws: VeneerError.self) { try await store.create("k", .committed) }
+        let error = await #expect(throws: VeneerError.self) { try await store.insert("k", .committed) }
         #expect(error?.code == .invalidArgument)
         #expect(try await store.list() == [])
     }
@@ -116,39 +116,39 @@ struct SnapshotStoreTests {
         let before = try await store.list()
 
         let passedThrough = await #expect(throws: VeneerError.self) {
-            try await store.create(NewSnapshot(key: "k", kind: .active, parent: "base", labels: [:], created: t0)) { _, _, _ in
+            try await store.insert(NewSnapshot(key: "k", kind: .active, parent: "base", labels: [:], created: t0)) { _, _, _ in
                 throw VeneerError.resourceExhausted("disk full")
             }
         }
         #expect(passedThrough == .resourceExhausted("disk full"))
 
         let wrapped = await #expect(throws: VeneerError.self) {
-            try await store.create(NewSnapshot(key: "k", kind: .view, parent: nil, labels: [:], created: t0)) { _, _, _ in
+            try await store.insert(NewSnapshot(key: "k", kind: .view, parent: nil, labels: [:], created: t0)) { _, _, _ in
                 throw Unrelated()
             }
         }
         #expect(wrapped?.code == .internal)
 
-        #expect(try await store.get("k") == nil)
+        #expect(store.record("k") == nil)
         #expect(try await store.list() == before)
         #expect(try await store.counts() == KindCounts(committed: 1))
         // The key is free: a later create succeeds.
-        let k = try await store.create("k", parent: "base")
+        let k = try await store.insert("k", parent: "base")
         #expect(k.parentKey == "base")
     }
 
     @Test func idsAreNeverReusedAfterDelete() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let a = try await store.create("a")
-        let b = try await store.create("b")
+        let a = try await store.insert("a")
+        let b = try await store.insert("b")
         // Removing the highest id is what plain rowids would hand out again.
         _ = try await store.remove("b")
-        let c = try await store.create("c")
+        let c = try await store.insert("c")
         #expect(c.id > b.id)
         _ = try await store.remove("a")
         _ = try await store.remove("c")
-        let b2 = try await store.create("b")
+        let b2 = try await store.insert("b")
         #expect(b2.id > c.id)
         #expect(Set([a.id, b.id, c.id, b2.id]).count == 4)
         #expect(try await store.allIDs() == [b2.id])
@@ -164,13 +164,13 @@ struct SnapshotStoreTests {
         var parent: String?
         for level in 0..<5 {
             // Side branches and unrelated snapshots that must not appear in the chain.
-            sides.append(try await store.create("side-\(level)", .view, parent: parent))
+            sides.append(try await store.insert("side-\(level)", .view, parent: parent))
             try await store.committed("other-\(level)")
             let record = try await store.committed("L\(level)", parent: parent)
             levels.append(record)
             parent = record.key
         }
-        let leaf = try await store.create("leaf", .active, parent: "L4")
+        let leaf = try await store.insert("leaf", .active, parent: "L4")
 
         func check(_ store: SnapshotStore) {
             #expect(store.ancestorIDs(of: leaf.id) == levels.reversed().map(\.id))
@@ -186,7 +186,7 @@ struct SnapshotStoreTests {
         // A removed snapshot is no longer anybody's ancestor.
         _ = try await store.remove("leaf")
         _ = try await store.remove("L4")
-        let next = try await store.create("next", .active, parent: "L3")
+        let next = try await store.insert("next", .active, parent: "L3")
         #expect(store.ancestorIDs(of: next.id) == [levels[3].id, levels[2].id, levels[1].id, levels[0].id])
         #expect(store.ancestorIDs(of: levels[4].id) == [])
     }
@@ -197,7 +197,7 @@ struct SnapshotStoreTests {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         try await store.committed("base")
-        let work = try await store.create("work", parent: "base", labels: ["old": "1"], at: t0)
+        let work = try await store.insert("work", parent: "base", labels: ["old": "1"], at: t0)
         let usage = Usage(size: 123_456, inodes: 42)
         let layer = try await store.commit(
             key: "work", name: "layer", labels: ["new": "2"], usage: usage, at: t2, expectedID: work.id)
@@ -208,18 +208,18 @@ struct SnapshotStoreTests {
         #expect(layer.created == t2 && layer.updated == t2)
         #expect(layer.usage == usage)
         #expect(layer.parentKey == "base")
-        #expect(try await store.get("work") == nil)
-        #expect(try await store.get("layer") == layer)
+        #expect(store.record("work") == nil)
+        #expect(store.record("layer") == layer)
         #expect(try await store.counts() == KindCounts(committed: 2))
         // A committed snapshot is a parent.
-        #expect(try await store.create("next", parent: "layer").parentID == layer.id)
+        #expect(try await store.insert("next", parent: "layer").parentID == layer.id)
     }
 
     @Test func commitChecksTheNameFirst() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let taken = try await store.create("taken", .view)
-        let active = try await store.create("active")
+        let taken = try await store.insert("taken", .view)
+        let active = try await store.insert("active")
         for key in ["missing", "taken", "active"] {
             let error = await #expect(throws: VeneerError.self) {
                 try await store.commit(
@@ -234,7 +234,7 @@ struct SnapshotStoreTests {
                 key: "active", name: "active", labels: [:], usage: Usage(size: 0, inodes: 0), at: t1, expectedID: active.id)
         }
         #expect(own?.code == .alreadyExists)
-        #expect(try await store.get("active") == active)
+        #expect(store.record("active") == active)
     }
 
     @Test func commitOfAMissingKeyIsNotFound() async throws {
@@ -244,21 +244,21 @@ struct SnapshotStoreTests {
             try await store.commit(key: "gone", name: "n", labels: [:], usage: Usage(size: 0, inodes: 0), at: t1, expectedID: 1)
         }
         #expect(error?.code == .notFound)
-        #expect(try await store.get("n") == nil)
+        #expect(store.record("n") == nil)
     }
 
     @Test(arguments: [SnapshotKind.view, .committed])
     func onlyActiveSnapshotsCanBeCommitted(kind: SnapshotKind) async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let record = kind == .committed ? try await store.committed("k") : try await store.create("k", kind)
+        let record = kind == .committed ? try await store.committed("k") : try await store.insert("k", kind)
         let error = await #expect(throws: VeneerError.self) {
             try await store.commit(
                 key: "k", name: "n", labels: [:], usage: Usage(size: 0, inodes: 0), at: t1, expectedID: record.id)
         }
         #expect(error?.code == .failedPrecondition)
-        #expect(try await store.get("k") == record)
-        #expect(try await store.get("n") == nil)
+        #expect(store.record("k") == record)
+        #expect(store.record("n") == nil)
     }
 
     @Test func commitWithAStaleIDChangesNothing() async throws {
@@ -266,15 +266,15 @@ struct SnapshotStoreTests {
         let store = try SnapshotStore(path: tmp.database)
         // The key was removed and prepared again after the caller measured it.
         let first = try await store.createdAndRemoved("work")
-        let second = try await store.create("work", labels: ["again": "yes"])
+        let second = try await store.insert("work", labels: ["again": "yes"])
         let error = await #expect(throws: VeneerError.self) {
             try await store.commit(
                 key: "work", name: "layer", labels: [:], usage: Usage(size: 1, inodes: 1), at: t1, expectedID: first.id)
         }
         #expect(error?.code == .failedPrecondition)
         #expect(error?.message.contains("changed") == true)
-        #expect(try await store.get("work") == second)
-        #expect(try await store.get("layer") == nil)
+        #expect(store.record("work") == second)
+        #expect(store.record("layer") == nil)
     }
 
     // MARK: - Remove
@@ -282,9 +282,9 @@ struct SnapshotStoreTests {
     @Test func removeReturnsTheDeletedRecord() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let a = try await store.create("a", labels: ["x": "y"])
+        let a = try await store.insert("a", labels: ["x": "y"])
         #expect(try await store.remove("a") == a)
-        #expect(try await store.get("a") == nil)
+        #expect(store.record("a") == nil)
         let error = await #expect(throws: VeneerError.self) { try await store.remove("a") }
         #expect(error?.code == .notFound)
     }
@@ -293,18 +293,18 @@ struct SnapshotStoreTests {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         let base = try await store.committed("base")
-        try await store.create("c1", parent: "base")
+        try await store.insert("c1", parent: "base")
         let few = await #expect(throws: VeneerError.self) { try await store.remove("base") }
         #expect(few?.code == .failedPrecondition)
         #expect(few?.message.contains("1 child") == true)
         #expect(few?.message.contains("\"c1\"") == true)
 
-        for i in 2...5 { try await store.create("c\(i)", .view, parent: "base") }
+        for i in 2...5 { try await store.insert("c\(i)", .view, parent: "base") }
         let many = await #expect(throws: VeneerError.self) { try await store.remove("base") }
         #expect(many?.code == .failedPrecondition)
         #expect(many?.message.contains("5 child") == true)
         #expect(many?.message.contains("and 2 more") == true)
-        #expect(try await store.get("base") == base)
+        #expect(store.record("base") == base)
 
         for i in 1...5 { _ = try await store.remove("c\(i)") }
         #expect(try await store.remove("base") == base)
@@ -313,14 +313,14 @@ struct SnapshotStoreTests {
     @Test func aThrowingRemoveCheckKeepsTheRow() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let a = try await store.create("a")
+        let a = try await store.insert("a")
         let error = await #expect(throws: VeneerError.self) {
             _ = try await store.remove("a") { record in
                 throw VeneerError.failedPrecondition("busy \(record.id)")
             }
         }
         #expect(error == .failedPrecondition("busy \(a.id)"))
-        #expect(try await store.get("a") == a)
+        #expect(store.record("a") == a)
     }
 
     // MARK: - Labels
@@ -328,7 +328,7 @@ struct SnapshotStoreTests {
     @Test func updateLabelsReplacesLabelsAndBumpsUpdated() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let a = try await store.create("a", labels: ["keep": "1", "drop": "2"], at: t0)
+        let a = try await store.insert("a", labels: ["keep": "1", "drop": "2"], at: t0)
         let updated = try await store.updateLabels("a", at: t2) { current in
             var next = current
             next["drop"] = nil
@@ -339,7 +339,7 @@ struct SnapshotStoreTests {
         #expect(updated.updated == t2)
         #expect(updated.created == t0)
         #expect(updated.id == a.id)
-        #expect(try await store.get("a") == updated)
+        #expect(store.record("a") == updated)
 
         let missing = await #expect(throws: VeneerError.self) {
             _ = try await store.updateLabels("gone", at: t2) { $0 }
@@ -350,7 +350,7 @@ struct SnapshotStoreTests {
             _ = try await store.updateLabels("a", at: t1) { _ in throw VeneerError.invalidArgument("no") }
         }
         #expect(refused == .invalidArgument("no"))
-        #expect(try await store.get("a") == updated)
+        #expect(store.record("a") == updated)
     }
 
     // MARK: - Concurrency
@@ -362,7 +362,7 @@ struct SnapshotStoreTests {
             for _ in 0..<20 {
                 group.addTask {
                     do {
-                        try await store.create("same")
+                        try await store.insert("same")
                         return nil
                     } catch let error as VeneerError {
                         return error.code
@@ -383,7 +383,7 @@ struct SnapshotStoreTests {
     @Test func withWritesPausedSeesEveryID() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let a = try await store.create("a")
+        let a = try await store.insert("a")
         let b = try await store.committed("b")
         #expect(try await store.withWritesPaused { ids in ids } == [a.id, b.id])
         let error = await #expect(throws: VeneerError.self) {
@@ -401,8 +401,8 @@ struct SnapshotStoreTests {
         do {
             let store = try SnapshotStore(path: tmp.database)
             try await store.committed("base", labels: ["l": "1"], usage: Usage(size: 8192, inodes: 3))
-            try await store.create("child", parent: "base", labels: ["x": "y"])
-            try await store.create("view", .view, parent: "base")
+            try await store.insert("child", parent: "base", labels: ["x": "y"])
+            try await store.insert("view", .view, parent: "base")
             _ = try await store.updateLabels("view", at: t2) { _ in ["updated": "yes"] }
             let gone = try await store.createdAndRemoved("gone")
             highestID = gone.id
@@ -418,7 +418,7 @@ struct SnapshotStoreTests {
         #expect(list.last?.updated == t2)
         #expect(try await reopened.counts() == KindCounts(active: 1, view: 1, committed: 1))
         // The id sequence is stored too.
-        #expect(try await reopened.create("new").id > highestID)
+        #expect(try await reopened.insert("new").id > highestID)
     }
 
     @Test func anUnusablePathIsUnavailable() throws {
@@ -438,7 +438,7 @@ struct WriteBatchTests {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         let before = Counter(), after = Counter(), rollback = Counter()
-        _ = try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, batch in
+        _ = try await store.insert(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, batch in
             batch.beforeCommit(once: "sync") { before.increment() }
             batch.beforeCommit(once: "sync") { before.increment() }
             batch.afterCommit { after.increment() }
@@ -454,7 +454,7 @@ struct WriteBatchTests {
         let store = try SnapshotStore(path: tmp.database)
         let before = Counter(), after = Counter(), rollback = Counter()
         let error = await #expect(throws: VeneerError.self) {
-            try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, batch in
+            try await store.insert(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, batch in
                 batch.beforeCommit(once: "sync") { before.increment() }
                 batch.afterCommit { after.increment() }
                 batch.onRollback { rollback.increment() }
@@ -465,7 +465,7 @@ struct WriteBatchTests {
         #expect(rollback.count == 1)
         #expect(before.count == 0)
         #expect(after.count == 0)
-        #expect(try await store.get("k") == nil)
+        #expect(store.record("k") == nil)
     }
 
     /// A job alone in its transaction runs without a savepoint: its failure after its
@@ -476,12 +476,12 @@ struct WriteBatchTests {
         do {
             let store = try SnapshotStore(path: tmp.database)
             await #expect(throws: VeneerError.internal("after the insert")) {
-                try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, _ in
+                try await store.insert(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, _ in
                     throw VeneerError.internal("after the insert")
                 }
             }
             // The database itself has no row "k": a create of the key succeeds.
-            let created = try await store.create(
+            let created = try await store.insert(
                 NewSnapshot(key: "k", kind: .view, parent: nil, labels: ["n": "2"], created: t0)) { _, _, _ in }
             #expect(created.kind == .view)
         }
@@ -496,7 +496,7 @@ struct WriteBatchTests {
         let store = try SnapshotStore(path: tmp.database)
         let after = Counter(), rollback = Counter()
         let error = await #expect(throws: VeneerError.self) {
-            try await store.create(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, batch in
+            try await store.insert(NewSnapshot(key: "k", kind: .active, parent: nil, labels: [:], created: t0)) { _, _, batch in
                 batch.beforeCommit(once: "sync") { throw VeneerError.resourceExhausted("fsync failed") }
                 batch.afterCommit { after.increment() }
                 batch.onRollback { rollback.increment() }
@@ -505,10 +505,10 @@ struct WriteBatchTests {
         #expect(error == .resourceExhausted("fsync failed"))
         #expect(rollback.count == 1)
         #expect(after.count == 0)
-        #expect(try await store.get("k") == nil)
+        #expect(store.record("k") == nil)
         #expect(try await store.list() == [])
         // The store still works afterwards.
-        try await store.create("k")
+        try await store.insert("k")
         #expect(try await store.list().map(\.key) == ["k"])
     }
 
@@ -521,7 +521,7 @@ struct WriteBatchTests {
             for i in 0..<n {
                 group.addTask {
                     let new = NewSnapshot(key: "k\(i)", kind: .active, parent: nil, labels: [:], created: t0)
-                    let record = try? await store.create(new) { _, _, batch in
+                    let record = try? await store.insert(new) { _, _, batch in
                         batch.beforeCommit(once: "sync") { syncs.increment() }
                         batch.afterCommit { after.increment() }
                         batch.onRollback { rollback.increment() }

@@ -32,16 +32,16 @@ let t2 = Timestamp(nanosecondsSinceEpoch: 1_700_000_200_987_654_321)
 extension SnapshotStore {
     /// Creates a snapshot with nothing to do inside the transaction.
     @discardableResult
-    func create(
+    func insert(
         _ key: String, _ kind: SnapshotKind = .active, parent: String? = nil, labels: [String: String] = [:],
         at time: Timestamp = t0
     ) async throws(VeneerError) -> SnapshotRecord {
-        try await create(NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: time)) { _, _, _ in }
+        try await insert(NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: time)) { _, _, _ in }
     }
 
     /// Creates `key` and removes it again: the record of a snapshot that is gone.
     func createdAndRemoved(_ key: String) async throws -> SnapshotRecord {
-        let record = try await create(key)
+        let record = try await insert(key)
         _ = try await remove(key)
         return record
     }
@@ -52,7 +52,7 @@ extension SnapshotStore {
         _ name: String, parent: String? = nil, labels: [String: String] = [:],
         usage: Usage = Usage(size: 4096, inodes: 1)
     ) async throws(VeneerError) -> SnapshotRecord {
-        let work = try await create(name + "-work", .active, parent: parent)
+        let work = try await insert(name + "-work", .active, parent: parent)
         return try await commit(
             key: work.key, name: name, labels: labels, usage: usage, at: t1, expectedID: work.id)
     }

@@ -9,19 +9,33 @@ import Musl
 /// The test process's mount table, read from `/proc/self/mountinfo` independently of the
 /// code under test.
 public enum MountInfo {
-    /// Mount points at or below `prefix`, deepest first.
-    public static func targets(under prefix: String) -> [String] {
+    /// Mount points at or below `prefix`, deepest first; `mountinfo` names another
+    /// process's table (`/proc/<pid>/mountinfo`).
+    public static func targets(under prefix: String, mountinfo: String = "/proc/self/mountinfo") -> [String] {
+        entries(mountinfo).map(\.target)
+            .filter { $0 == prefix || $0.hasPrefix(prefix + "/") }
+            .sorted { $0.count > $1.count }
+    }
+
+    /// The first mount point of a file system type, e.g. `cgroup2`.
+    public static func firstTarget(ofType type: String, mountinfo: String = "/proc/self/mountinfo") -> String? {
+        entries(mountinfo).first { $0.type == type }?.target
+    }
+
+    /// Each mount's point and file system type.
+    private static func entries(_ file: String) -> [(target: String, type: String)] {
         // Read to the end: a plain String(contentsOfFile:) stops at procfs's first short
         // read, which comes before any line longer than its buffer (deep overlays).
-        guard let text = FileText.read("/proc/self/mountinfo") else { return [] }
-        var found: [String] = []
+        guard let text = FileText.read(file) else { return [] }
+        var found: [(target: String, type: String)] = []
         for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count > 4 else { continue }
-            let target = unescape(fields[4])
-            if target == prefix || target.hasPrefix(prefix + "/") { found.append(target) }
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count >= 2 else { continue }
+            let fields = halves[0].split(separator: " ")
+            guard fields.count > 4, let type = halves[1].split(separator: " ").first else { continue }
+            found.append((unescape(fields[4]), String(type)))
         }
-        return found.sorted { $0.count > $1.count }
+        return found
     }
 
     /// Detaches (`umount2(MNT_DETACH)`) every mount at or below `prefix`, deepest first,

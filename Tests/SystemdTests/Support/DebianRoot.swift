@@ -178,32 +178,3 @@ final class FileLock: Sendable {
         close(fd)
     }
 }
-
-/// Mount points from /proc/self/mountinfo.
-enum MountInfo {
-    /// Mount targets equal to or below `prefix`, deepest first.
-    static func targets(under prefix: String, mountinfo: String = "/proc/self/mountinfo") -> [String] {
-        entries(mountinfo).map(\.target)
-            .filter { $0 == prefix || $0.hasPrefix(prefix + "/") }
-            .sorted { $0.count > $1.count }
-    }
-
-    /// The first mount point of a file system type, e.g. `cgroup2`.
-    static func firstTarget(ofType type: String, mountinfo: String = "/proc/self/mountinfo") -> String? {
-        entries(mountinfo).first { $0.type == type }?.target
-    }
-
-    private static func entries(_ file: String) -> [(target: String, type: String)] {
-        guard let text = FileText.read(file) else { return [] }
-        var found: [(target: String, type: String)] = []
-        for line in text.split(separator: "\n") {
-            let halves = line.components(separatedBy: " - ")
-            guard halves.count >= 2 else { continue }
-            let fields = halves[0].split(separator: " ")
-            let tail = halves[1].split(separator: " ")
-            guard fields.count > 4, let type = tail.first else { continue }
-            found.append((VeneerTestSupport.MountInfo.unescape(fields[4]), String(type)))
-        }
-        return found
-    }
-}
