@@ -3,7 +3,7 @@
 /// what to do about it. Each front end maps the codes to its own statuses (HTTP in the
 /// API module, gRPC in its adapter).
 public struct VeneerError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable, Codable, CaseIterable {
+    public enum Code: String, Sendable, CaseIterable {
         case invalidArgument = "invalid_argument"
         case notFound = "not_found"
         case alreadyExists = "already_exists"
