@@ -42,7 +42,7 @@ let package = Package(
             dependencies: ["VeneerCore", "VeneerJSON", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
-        // The only code that talks to libc and system C libraries.
+        // The only code of the daemon that talks to libc and system C libraries.
         .target(name: "CVeneerOS"),
         .systemLibrary(name: "CMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
@@ -93,7 +93,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Client for the daemon's socket, used by the CLI, the benchmark and the tests.
+        // Client for the daemon's socket, used by the CLI and the tests.
         .target(
             name: "VeneerClient",
             dependencies: [

@@ -3,6 +3,8 @@ import VeneerCore
 // The matcher: every state of the automaton at once over the input, one scalar at a time.
 
 extension RegularExpression {
+    /// Whether the expression matches anywhere in `text` (an unanchored search, as Go's
+    /// `regexp.MatchString`).
     public func matches(_ text: String) -> Bool {
         // Two state sets (index and members, `size` each) and the closure's stack (at
         // most two pushes per state added, plus the start), in one temporary buffer.

@@ -57,6 +57,4 @@ public struct RegularExpression: Sendable {
         foldsCase = program.contains { if case .scalar(let set) = $0 { return set.foldsCase } else { return false } }
     }
 
-    /// Whether the expression matches anywhere in `text` (an unanchored search, as Go's
-    /// `regexp.MatchString`).
 }

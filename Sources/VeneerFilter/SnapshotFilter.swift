@@ -75,9 +75,8 @@ import VeneerCore
 ///
 /// ## Cost
 /// Parsing compiles each regular expression once; matching is then a few string
-/// comparisons per selector. Swift's `Regex` engine backtracks, unlike Go's RE2:
-/// a pattern with nested repetition such as `^(a+)+$` can take exponential time
-/// on a long key that almost matches.
+/// comparisons per selector, and a `~=` test runs ``RegularExpression``'s automaton,
+/// which never backtracks: its time is linear in the length of the value.
 public struct SnapshotFilter: Sendable {
     /// The filter as written.
     let text: String

@@ -10,6 +10,9 @@ import Glibc
 // what is wrong with the layers.
 
 extension Mounter {
+    /// Replays an overlay description that mount(2) refused through the new mount API,
+    /// without mounting, to collect the kernel's own words about it; nil when there are
+    /// none or the replay succeeds.
     static func kernelDiagnosis(lowers: [String], upper: String?, work: String?, extra: [String]) -> String? {
         let fsfd = veneer_fsopen("overlay", UInt32(VENEER_FSOPEN_CLOEXEC))
         if fsfd < 0 { return nil }
@@ -63,7 +66,6 @@ extension Mounter {
         path.contains("\\") ? path.replacingAll("\\", with: "\\\\") : path
     }
 
-    /// Splits a `lowerdir` value at colons not escaped with a backslash, removing the escapes.
 }
 
 extension String {

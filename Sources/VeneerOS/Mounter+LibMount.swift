@@ -9,6 +9,9 @@ import Glibc
 // The libmount path: one context per mount, serialized (libmount is not thread-safe).
 
 extension Mounter {
+    /// One libmount context: helpers, mtab/utab, canonicalization and fstab all off.
+    /// The mount is made on the opened target directory (through its descriptor path),
+    /// never on the target's path resolved again.
     static func libmountMount(
         type: String?, source: String, target: MountTarget, options: String, operation: String,
         diagnose: () -> String?
@@ -42,6 +45,4 @@ extension Mounter {
         throw SystemError(operation, target.path, errno: failure.code, detail: failure.detail ?? diagnose())
     }
 
-    /// fsopen, one fsconfig per layer and option, the super block and fsmount: a
-    /// descriptor of an overlay mounted nowhere yet.
 }

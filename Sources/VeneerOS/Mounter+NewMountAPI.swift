@@ -10,6 +10,8 @@ import Glibc
 // do not fit one page.
 
 extension Mounter {
+    /// fsopen, one fsconfig per layer and option, the super block and fsmount: a
+    /// descriptor of an overlay mounted nowhere yet.
     static func detachedOverlay(
         lowers: [String], upper: String?, work: String?, extra: [String], target: String, readOnly: Bool,
         operation: String, diagnose: () -> String?
@@ -118,7 +120,4 @@ extension Mounter {
         return messages.isEmpty ? nil : messages.joined(separator: "; ")
     }
 
-    /// Replays an overlay description that mount(2) refused through the new mount API,
-    /// without mounting, to collect the kernel's own words about it; nil when there are
-    /// none or the replay succeeds.
 }

@@ -9,7 +9,7 @@ import Glibc
 import Musl
 #endif
 
-/// A mount made ready by ``Mounter/prepare(_:at:readOnly:)``; ``attach()`` makes it
+/// A mount made ready by ``Mounter/prepare(_:lowerDirectories:at:readOnly:)``; ``attach()`` makes it
 /// visible at its target. Released without being attached, it leaves nothing behind.
 /// Used from one thread.
 public final class PreparedMount {
@@ -238,10 +238,7 @@ public enum Mounter {
         return (options + extra).joined(separator: ",")
     }
 
-    /// One libmount context: helpers, mtab/utab, canonicalization and fstab all off.
-    /// The mount is made on the opened target directory (through its descriptor path),
-    /// never on the target's path resolved again.
-
+    /// Splits a `lowerdir` value at colons not escaped with a backslash, removing the escapes.
     static func splitLowerDirs(_ value: String) -> [String] {
         if !value.utf8.contains(UInt8(ascii: "\\")) {
             // No escapes (the usual case): split the bytes; a 500-layer value stays cheap.

@@ -1,9 +1,9 @@
 import VeneerCore
 import VeneerJSON
 
-// The API's hot response bodies (snapshots, lists, mounts) and the store's records of
-// mounts, written with ``JSONWriter`` field by field, keys sorted: byte for byte what
-// Foundation's encoder with `.sortedKeys` writes for the same ``Codable`` types.
+// The API's hot response bodies (snapshots, lists, mounts), written with ``JSONWriter``
+// field by field, keys sorted: byte for byte what Foundation's encoder with
+// `.sortedKeys` writes for the same ``Codable`` types.
 extension JSONWriter {
     public mutating func info(_ info: SnapshotInfo) {
         raw("{\"created\":\"")

@@ -11,7 +11,7 @@ import VeneerWire
 @testable import VeneerAPI
 
 @Suite("Error mapping")
-struct ErrorMappingTests {
+struct APIErrorTests {
     static let statuses: [APIErrorCode: Int] = [
         .service(.invalidArgument): 400,
         .service(.notFound): 404,

@@ -115,7 +115,7 @@ struct MountRecordTests {
     @Test func aFailedRecordFreesItsTarget() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let doomed = try await store.createdAndRemoved("doomed")
+        let doomed = try await store.insertedAndRemoved("doomed")
         let pending = try store.recording(doomed, at: "/x")
         let error = #expect(throws: VeneerError.self) { try pending.wait() }
         #expect(error?.code == .notFound)
@@ -127,7 +127,7 @@ struct MountRecordTests {
     @Test func aSnapshotRemovedOrCommittedSincePlanningIsNotRecorded() async throws {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
-        let gone = try await store.createdAndRemoved("gone")
+        let gone = try await store.insertedAndRemoved("gone")
         let missing = #expect(throws: VeneerError.self) {
             try store.recording(gone, at: "/g").wait()
         }

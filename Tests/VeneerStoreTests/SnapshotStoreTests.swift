@@ -265,7 +265,7 @@ struct SnapshotStoreTests {
         let tmp = try TemporaryDirectory()
         let store = try SnapshotStore(path: tmp.database)
         // The key was removed and prepared again after the caller measured it.
-        let first = try await store.createdAndRemoved("work")
+        let first = try await store.insertedAndRemoved("work")
         let second = try await store.insert("work", labels: ["again": "yes"])
         let error = await #expect(throws: VeneerError.self) {
             try await store.commit(
@@ -404,7 +404,7 @@ struct SnapshotStoreTests {
             try await store.insert("child", parent: "base", labels: ["x": "y"])
             try await store.insert("view", .view, parent: "base")
             _ = try await store.updateLabels("view", at: t2) { _ in ["updated": "yes"] }
-            let gone = try await store.createdAndRemoved("gone")
+            let gone = try await store.insertedAndRemoved("gone")
             highestID = gone.id
             expected = try await store.list()
         }

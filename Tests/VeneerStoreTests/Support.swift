@@ -40,7 +40,7 @@ extension SnapshotStore {
     }
 
     /// Creates `key` and removes it again: the record of a snapshot that is gone.
-    func createdAndRemoved(_ key: String) async throws -> SnapshotRecord {
+    func insertedAndRemoved(_ key: String) async throws -> SnapshotRecord {
         let record = try await insert(key)
         _ = try await remove(key)
         return record

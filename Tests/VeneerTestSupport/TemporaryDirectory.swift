@@ -9,8 +9,9 @@ import Musl
 
 /// A fresh directory under /tmp for one test, removed with everything in it when the
 /// test calls ``remove()`` or releases it. Whatever is still mounted at or below it is
-/// detached first, deepest first, so that removal never reaches into a mounted file
-/// system (a bind mount of a real directory, a leftover overlay).
+/// detached first, deepest first, and the removal itself never leaves the directory's
+/// own file system, so it cannot reach into a mount that detaching missed (a bind mount
+/// of a real directory, a leftover overlay).
 public final class TemporaryDirectory: Sendable {
     public let path: String
     private let removed = Mutex(false)
@@ -44,7 +45,31 @@ public final class TemporaryDirectory: Sendable {
         }
         guard first else { return }
         MountInfo.detachAll(under: path)
-        try? FileManager.default.removeItem(atPath: path)
+        let mounted = Set(MountInfo.targets(under: path))
+        Self.removeTree(path, keeping: mounted, device: nil)
+        // Names that are not valid UTF-8 are not reached by the walk above; with nothing
+        // mounted below, Foundation's removal is safe for them.
+        if mounted.isEmpty, FileManager.default.fileExists(atPath: path) {
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    /// Deletes `path` and what it holds, depth first, without following symbolic links:
+    /// a mount point still in the table (`keeping`) or anything on another file system
+    /// stays, with the directories above it.
+    static func removeTree(_ path: String, keeping mounted: Set<String>, device: UInt64?) {
+        var st = stat()
+        guard lstat(path, &st) == 0, !mounted.contains(path) else { return }
+        let own = device ?? UInt64(st.st_dev)
+        guard UInt64(st.st_dev) == own else { return }
+        if st.st_mode & S_IFMT == S_IFDIR {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+                removeTree(path + "/" + name, keeping: mounted, device: own)
+            }
+            _ = rmdir(path)
+        } else {
+            _ = unlink(path)
+        }
     }
 
     deinit { remove() }
