@@ -16,7 +16,7 @@ FUZZ_STAMP  = $(FUZZ_VENV)/.schemathesis-$(SCHEMATHESIS_VERSION)
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR  ?= /etc
 
-.PHONY: all deps venv build release run test soak fuzz bench install clean
+.PHONY: all deps venv build release run test soak fuzz bench install clean proto proto-check
 
 all: build
 
@@ -54,9 +54,40 @@ run: release
 # suite. Tests run one at a time: many start processes, and a process started while another
 # test holds a file open inside one of its mounts would inherit that descriptor and keep
 # the mount busy.
-test: deps venv
+test: deps venv proto-check
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
+
+# containerd's snapshots API: the .proto files in api/ (our text, wire-compatible) and the
+# Swift generated from them in api/generated, which is committed. `make proto` builds the
+# pinned protoc plugins (api/protoc-plugins) and generates again; it needs protoc
+# (Debian's protobuf-compiler, installed when missing). `make proto-check`, part of
+# `make test`, fails when a .proto file, the plugins' pins or a generated file changed
+# since the last generation.
+PROTO_FILES  = api/containerd/types/mount.proto api/containerd/services/snapshots/v1/snapshots.proto
+PROTO_OUT    = api/generated
+PROTO_STAMP  = $(PROTO_OUT)/SOURCES.sha256
+PROTO_BUILD  = .build-protoc
+PROTO_PLUGINS = $(PROTO_BUILD)/release
+
+proto:
+	@command -v protoc > /dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler; }
+	$(SWIFT) build -c release --package-path api/protoc-plugins --scratch-path $(PROTO_BUILD) --product protoc-gen-swift
+	$(SWIFT) build -c release --package-path api/protoc-plugins --scratch-path $(PROTO_BUILD) --product protoc-gen-grpc-swift-2
+	rm -f $(PROTO_OUT)/*.swift
+	protoc -I api -I $(PROTO_BUILD)/checkouts/swift-protobuf/Sources/protobuf/include \
+	    --plugin=protoc-gen-swift=$(PROTO_PLUGINS)/protoc-gen-swift \
+	    --swift_out=$(PROTO_OUT) --swift_opt=Visibility=Public,FileNaming=DropPath $(PROTO_FILES)
+	protoc -I api -I $(PROTO_BUILD)/checkouts/swift-protobuf/Sources/protobuf/include \
+	    --plugin=protoc-gen-grpc-swift=$(PROTO_PLUGINS)/protoc-gen-grpc-swift-2 \
+	    --grpc-swift_out=$(PROTO_OUT) --grpc-swift_opt=Visibility=Public,Server=true,Client=true,FileNaming=DropPath \
+	    api/containerd/services/snapshots/v1/snapshots.proto
+	sha256sum $(PROTO_FILES) api/protoc-plugins/Package.swift $(PROTO_OUT)/*.swift > $(PROTO_STAMP)
+
+proto-check:
+	@sha256sum --quiet -c $(PROTO_STAMP) || { echo "api/generated is not what the .proto files give: run make proto and commit the result"; exit 1; }
+	@for p in $(PROTO_FILES); do grep -q " $$p$$" $(PROTO_STAMP) || { echo "$$p is not in $(PROTO_STAMP): run make proto"; exit 1; }; done
+	@n=$$(ls $(PROTO_OUT)/*.swift | wc -l); m=$$(grep -c ' $(PROTO_OUT)/.*\.swift$$' $(PROTO_STAMP)); [ "$$n" = "$$m" ] || { echo "api/generated holds files that make proto did not write: run make proto"; exit 1; }
 
 # The crash soak alone, with SOAK rounds of kill -9 (the suite runs 100).
 SOAK ?= 1000
@@ -92,4 +123,4 @@ install: release
 	@echo "installed; enable with: systemctl daemon-reload && systemctl enable --now veneerd.socket"
 
 clean:
-	rm -rf .build $(FUZZ_VENV)
+	rm -rf .build $(FUZZ_VENV) $(PROTO_BUILD)

@@ -25,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
     ],
     targets: [
         // The domain: snapshots, their rules, errors and mount planning. Pure Swift; no
@@ -50,6 +53,19 @@ let package = Package(
         // The bare mount system calls the benchmark measures the daemon against; only
         // the benchmark links it.
         .target(name: "VeneerOSBaseline", dependencies: ["CVeneerOS", "VeneerOS"], swiftSettings: strict),
+        // containerd's snapshots API (messages and service stubs), generated from the .proto
+        // files in api/ by `make proto` and committed.
+        .target(
+            name: "ContainerdAPI",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            path: "api/generated",
+            exclude: ["SOURCES.sha256"],
+            swiftSettings: strict
+        ),
         // The service every front end calls: the containerd verbs, daemon-made mounts,
         // status and cleanup. It owns the store and the work on the file system.
         .target(
@@ -136,6 +152,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/VeneerTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ContainerdAPITests",
+            dependencies: [
+                "VeneerTestSupport", "ContainerdAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "VeneerCoreTests", dependencies: ["VeneerTestSupport", "VeneerCore"], swiftSettings: strict),
