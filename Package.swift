@@ -66,6 +66,17 @@ let package = Package(
             exclude: ["SOURCES.sha256"],
             swiftSettings: strict
         ),
+        // The gRPC front end (containerd's snapshots API): errors as gRPC statuses and the
+        // domain's values in containerd's messages.
+        .target(
+            name: "VeneerGRPC",
+            dependencies: [
+                "VeneerCore", "ContainerdAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
         // The service every front end calls: the containerd verbs, daemon-made mounts,
         // status and cleanup. It owns the store and the work on the file system.
         .target(
@@ -158,6 +169,15 @@ let package = Package(
             name: "ContainerdAPITests",
             dependencies: [
                 "VeneerTestSupport", "ContainerdAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "VeneerGRPCTests",
+            dependencies: [
+                "VeneerTestSupport", "VeneerGRPC", "ContainerdAPI", "VeneerCore",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
         ),
