@@ -68,9 +68,10 @@ extension Containerd_Services_Snapshots_V1_ListSnapshotsResponse {
     /// `infos` as the messages of a List stream, `batchSize` snapshots each; no message
     /// for no snapshot.
     public static func batches(_ infos: [SnapshotInfo], size: Int = batchSize) -> [Self] {
-        stride(from: 0, to: infos.count, by: max(size, 1)).map { start in
+        let size = max(size, 1)
+        return stride(from: 0, to: infos.count, by: size).map { start in
             var response = Self()
-            response.info = infos[start..<min(start + max(size, 1), infos.count)].map(Containerd_Services_Snapshots_V1_Info.init)
+            response.info = infos[start..<min(start + size, infos.count)].map(Containerd_Services_Snapshots_V1_Info.init)
             return response
         }
     }

@@ -22,10 +22,6 @@ public struct ServiceStatus: Sendable, Equatable {
 }
 
 extension Snapshotter {
-    public func counts() async throws(VeneerError) -> KindCounts {
-        try await store.counts()
-    }
-
     public func status() async throws(VeneerError) -> ServiceStatus {
         ServiceStatus(
             snapshots: try await store.counts(), mounts: try await store.mounts().count, maxDepth: maxDepth,

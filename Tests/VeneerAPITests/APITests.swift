@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
+import VeneerTestSupport
 import VeneerCore
 import VeneerOS
 @testable import VeneerService
@@ -56,6 +57,30 @@ struct APIErrorTests {
             let other = try await client.send(.get, "/fail/none")
             #expect(other.status == .ok)
         }
+    }
+
+    @Test("an internal error is logged with its cause; the client gets the message only")
+    func internalErrorsLogTheirCause() async throws {
+        struct DiskGone: Error, CustomStringConvertible { var description: String { "EIO on /dev/vdb" } }
+        let (logger, entries) = TestLoggers.capturing()
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get("broken") { _, _ -> Response in
+            throw VeneerError.internal("cannot write the metadata database", cause: DiskGone())
+        }
+        router.get("missing") { _, _ -> Response in throw VeneerError.notFound("snapshot \"k\" does not exist") }
+        let app = Application(router: router, logger: logger)
+        try await app.test(.router) { client in
+            let broken = try await client.send(.get, "/broken")
+            #expect(try broken.expectError(.internal) == "cannot write the metadata database")
+            #expect(!broken.text.contains("EIO"))
+            try await client.send(.get, "/missing").expectError(.notFound)
+        }
+        let logged = entries.all.filter { $0.message == "internal error" }
+        #expect(logged.count == 1)
+        #expect(logged.first?.level == .error)
+        #expect(logged.first?.metadata["error"] == "cannot write the metadata database")
+        #expect(logged.first?.metadata["cause"] == "EIO on /dev/vdb")
     }
 
     @Test func otherErrorsAreInternal() async throws {
@@ -175,7 +200,7 @@ struct APITests {
             #expect(message.contains("1 MiB"))
             try await client.send(.patch, "/v1/snapshots/k", body: big).expectError(.payloadTooLarge)
             try await client.send(.delete, "/v1/snapshots/k", body: big).expectError(.payloadTooLarge)
-            #expect(try await snapshotter.counts() == KindCounts())
+            #expect(try await snapshotter.status().snapshots == KindCounts())
 
             // Just under the limit is read (and then judged on its content).
             let fits = "{\"key\": \"k\", \"labels\": {\"pad\": \"\(padding.dropFirst(64))\"}}"
@@ -195,7 +220,7 @@ struct APITests {
             try await client.send(.post, "/v1/snapshots", body: body, contentType: nil).expectError(.unsupportedMediaType)
             try await client.send(.post, "/v1/snapshots/k/commit", body: "{\"name\": \"n\"}", contentType: "text/json")
                 .expectError(.unsupportedMediaType)
-            #expect(try await snapshotter.counts() == KindCounts())
+            #expect(try await snapshotter.status().snapshots == KindCounts())
 
             // Parameters, case and spaces around the type do not matter.
             let ok = try await client.send(
@@ -220,7 +245,7 @@ struct APITests {
             let unknown = try await client.send(.post, "/v1/snapshots", body: "{\"key\": \"k\", \"extra\": true}")
             #expect(try unknown.expectError(.invalidArgument).contains("\"extra\""))
             try await client.send(.post, "/v1/cleanup", body: "{}").expectError(.invalidArgument)
-            #expect(try await snapshotter.counts() == KindCounts())
+            #expect(try await snapshotter.status().snapshots == KindCounts())
         }
     }
 
@@ -265,7 +290,7 @@ struct APITests {
             try await client.send(.get, "/v1/snapshots/a/mounts?x=1").expectError(.invalidArgument)
             try await client.send(.delete, "/v1/snapshots/a?force=true").expectError(.invalidArgument)
             try await client.send(.post, "/v1/cleanup?dry-run=1").expectError(.invalidArgument)
-            #expect(try await snapshotter.counts() == KindCounts(active: 1, view: 1))
+            #expect(try await snapshotter.status().snapshots == KindCounts(active: 1, view: 1))
 
             func keys(_ query: String) async throws -> [String] {
                 let response = try await client.send(.get, "/v1/snapshots?" + query)

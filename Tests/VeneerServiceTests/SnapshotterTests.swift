@@ -80,7 +80,7 @@ struct SnapshotterTests {
         // The parent's layer vanished, so its owner cannot be read for the child.
         try FileSystem.removeTree(snapshotter.layout.directories(baseID).fs)
         let before = try Disk.names(snapshotter.layout.snapshots)
-        let counts = try await snapshotter.counts()
+        let counts = try await snapshotter.status().snapshots
 
         for kind in [SnapshotKind.active, .view] {
             let error = await #expect(throws: VeneerError.self) {
@@ -90,7 +90,7 @@ struct SnapshotterTests {
             #expect(error?.message.contains("No such file or directory") == true)
         }
         #expect(snapshotter.store.record("child") == nil)
-        #expect(try await snapshotter.counts() == counts)
+        #expect(try await snapshotter.status().snapshots == counts)
         #expect(try Disk.names(snapshotter.layout.snapshots) == before)
         #expect(try Disk.names(snapshotter.layout.staging) == [])
         #expect(try Disk.names(snapshotter.layout.trash) == [])
@@ -326,7 +326,7 @@ struct SnapshotterTests {
         #expect(try await snapshotter.list(filters: []).map(\.key) == ["base", "a", "v"])
         #expect(try await snapshotter.list(filters: ["kind==committed"]).map(\.key) == ["base"])
         #expect(try await snapshotter.list(filters: ["labels.team", "kind==view"]).map(\.key) == ["a", "v"])
-        #expect(try await snapshotter.counts() == KindCounts(active: 1, view: 1, committed: 1))
+        #expect(try await snapshotter.status().snapshots == KindCounts(active: 1, view: 1, committed: 1))
         let bad = await #expect(throws: VeneerError.self) { try await snapshotter.list(filters: ["kind="]) }
         #expect(bad?.code == .invalidArgument)
     }

@@ -1,4 +1,5 @@
 import Dispatch
+import GRDB
 import Synchronization
 import Testing
 import VeneerCore
@@ -48,6 +49,20 @@ struct MountRecordTests {
         #expect(removal?.code == .failedPrecondition)
         #expect(try store.removeMounts(["/t1"]) == 1)
         #expect(try await store.mounts().isEmpty)
+    }
+
+    @Test(arguments: [#"[{"type":1}]"#, "not json", #"[{"options":[],"source":"/s","type":"bind"},]"#])
+    func aMountsColumnThatIsNotAListOfMountsStopsTheStoreFromOpening(column: String) async throws {
+        let tmp = try TemporaryDirectory()
+        let store = try SnapshotStore(path: tmp.database)
+        let snapshot = try await store.insert("a")
+        _ = try store.recording(snapshot, at: "/t1").wait()
+        try await DatabaseQueue(path: tmp.database).write { db in
+            try db.execute(sql: "UPDATE mounts SET mounts = ?", arguments: [column])
+        }
+        let error = #expect(throws: VeneerError.self) { try SnapshotStore(path: tmp.database) }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains(#"mounts of "/t1" that are not a JSON list of mounts"#) == true, "\(error?.message ?? "")")
     }
 
     @Test func concurrentRecordingsEachSeeTheOnesBeingWritten() async throws {

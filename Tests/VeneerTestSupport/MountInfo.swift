@@ -39,12 +39,18 @@ public enum MountInfo {
     }
 
     /// Detaches (`umount2(MNT_DETACH)`) every mount at or below `prefix`, deepest first,
-    /// each as many times as it is stacked.
-    public static func detachAll(under prefix: String) {
-        for target in targets(under: prefix) {
+    /// each as many times as it is stacked; returns the mount points it could not detach.
+    @discardableResult
+    public static func detachAll(under prefix: String) -> Set<String> {
+        var left: Set<String> = []
+        var seen: Set<String> = []
+        // A stacked mount point is listed once per mount; the loop below takes them all.
+        for target in targets(under: prefix) where seen.insert(target).inserted {
             var stacked = 0
             while umount2(target, Int32(MNT_DETACH)) == 0 && stacked < 16 { stacked += 1 }
+            if stacked == 0 { left.insert(target) }
         }
+        return left
     }
 
     /// A mountinfo field with its octal escapes (`\040` for a space) decoded.

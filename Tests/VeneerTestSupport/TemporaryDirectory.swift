@@ -44,8 +44,7 @@ public final class TemporaryDirectory: Sendable {
             return !done
         }
         guard first else { return }
-        MountInfo.detachAll(under: path)
-        let mounted = Set(MountInfo.targets(under: path))
+        let mounted = MountInfo.detachAll(under: path)
         Self.removeTree(path, keeping: mounted, device: nil)
         // Names that are not valid UTF-8 are not reached by the walk above; with nothing
         // mounted below, Foundation's removal is safe for them.
