@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
     ],
     targets: [
         // The domain: snapshots, their rules, errors and mount planning. Pure Swift; no
@@ -66,12 +67,12 @@ let package = Package(
             exclude: ["SOURCES.sha256"],
             swiftSettings: strict
         ),
-        // The gRPC front end (containerd's snapshots API): errors as gRPC statuses and the
-        // domain's values in containerd's messages.
+        // The gRPC front end (containerd's snapshots API): a thin adapter over the service,
+        // errors as gRPC statuses and the domain's values in containerd's messages.
         .target(
             name: "VeneerGRPC",
             dependencies: [
-                "VeneerCore", "ContainerdAPI",
+                "VeneerCore", "VeneerService", "ContainerdAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -105,7 +106,9 @@ let package = Package(
         .target(
             name: "VeneerDaemon",
             dependencies: [
-                "VeneerCore", "VeneerWire", "VeneerOS", "VeneerService", "VeneerAPI",
+                "VeneerCore", "VeneerWire", "VeneerOS", "VeneerService", "VeneerAPI", "VeneerGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -175,8 +178,9 @@ let package = Package(
         .testTarget(
             name: "VeneerGRPCTests",
             dependencies: [
-                "VeneerTestSupport", "VeneerGRPC", "ContainerdAPI", "VeneerCore",
+                "VeneerTestSupport", "VeneerGRPC", "ContainerdAPI", "VeneerCore", "VeneerService", "VeneerOS",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict

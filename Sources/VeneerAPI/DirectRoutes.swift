@@ -61,7 +61,7 @@ public struct DirectRoutes: Sendable {
     /// status and body of the answer.
     func mount(_ request: MountRequest, logger: Logger) -> (HTTPResponse.Status, [UInt8]) {
         do {
-            return (.created, try MountRoute.mountBlocking(request, snapshotter: snapshotter))
+            return (.created, try MountRoute.mountBlocking(request, in: .default, snapshotter: snapshotter))
         } catch {
             return JSON.answer(error, logger: logger)
         }

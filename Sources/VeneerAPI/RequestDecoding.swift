@@ -126,6 +126,17 @@ enum RequestDecoding {
         return key
     }
 
+    /// The namespace a request names with `?namespace=`, given at most once; the default
+    /// namespace when it names none.
+    static func namespace(_ query: [(String, String)]) throws -> Namespace {
+        let values = query.filter { $0.0 == "namespace" }
+        guard values.count <= 1 else {
+            throw VeneerError.invalidArgument("give the namespace query parameter at most once")
+        }
+        guard let value = values.first?.1 else { return .default }
+        return try Namespace(validating: value)
+    }
+
     /// Parses the query string strictly: each name must be in `allowed`; values are
     /// percent-decoded (`+` stays a plus sign).
     static func query(_ request: Request, allowed: Set<String>) throws -> [(String, String)] {

@@ -23,58 +23,61 @@ public enum API {
 
         api.add(.post, "/v1/snapshots") { request, _ -> Response in
             let body = try await RequestDecoding.body(PrepareRequest.self, from: request, what: "the prepare request")
-            _ = try RequestDecoding.query(request, allowed: [])
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
             let (info, mounts) = try await snapshotter.prepare(
-                key: body.key, parent: body.parent, kind: body.kind ?? .active, labels: body.labels ?? [:])
+                key: body.key, parent: body.parent, kind: body.kind ?? .active, labels: body.labels ?? [:],
+                in: namespace)
             return JSON.response(bytes: JSONWriter.prepared(info, mounts), status: .created)
         }
 
         api.add(.get, "/v1/snapshots") { request, _ -> Response in
-            let filters = try RequestDecoding.query(request, allowed: ["filter"]).map(\.1)
-            let list = try await snapshotter.list(filters: filters)
+            let query = try RequestDecoding.query(request, allowed: ["filter", "namespace"])
+            let filters = query.filter { $0.0 == "filter" }.map(\.1)
+            let list = try await snapshotter.list(filters: filters, in: RequestDecoding.namespace(query))
             return JSON.response(bytes: JSONWriter.list(list))
         }
 
         api.add(.get, "/v1/snapshots/{key}") { request, context -> Response in
-            _ = try RequestDecoding.query(request, allowed: [])
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
             let key = try RequestDecoding.key(context)
-            return JSON.response(bytes: JSONWriter.info(try await snapshotter.stat(key: key)))
+            return JSON.response(bytes: JSONWriter.info(try await snapshotter.stat(key: key, in: namespace)))
         }
 
         api.add(.patch, "/v1/snapshots/{key}") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             let body = try await RequestDecoding.body(UpdateRequest.self, from: request, what: "the update request")
-            _ = try RequestDecoding.query(request, allowed: [])
-            let info = try await snapshotter.update(key: key, labels: body.labels, fieldpaths: body.fieldpaths ?? [])
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
+            let info = try await snapshotter.update(
+                key: key, labels: body.labels, fieldpaths: body.fieldpaths ?? [], in: namespace)
             return JSON.response(bytes: JSONWriter.info(info))
         }
 
         api.add(.delete, "/v1/snapshots/{key}") { request, context -> Response in
             let key = try RequestDecoding.key(context)
-            _ = try RequestDecoding.query(request, allowed: [])
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
             try await RequestDecoding.noBody(request, what: "DELETE")
-            try await snapshotter.remove(key: key)
+            try await snapshotter.remove(key: key, in: namespace)
             return Response(status: .noContent)
         }
 
         api.add(.post, "/v1/snapshots/{key}/commit") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             let body = try await RequestDecoding.body(CommitRequest.self, from: request, what: "the commit request")
-            _ = try RequestDecoding.query(request, allowed: [])
-            let info = try await snapshotter.commit(key: key, name: body.name, labels: body.labels ?? [:])
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
+            let info = try await snapshotter.commit(key: key, name: body.name, labels: body.labels ?? [:], in: namespace)
             return JSON.response(bytes: JSONWriter.info(info), status: .created)
         }
 
         api.add(.get, "/v1/snapshots/{key}/mounts") { request, context -> Response in
             let key = try RequestDecoding.key(context)
-            _ = try RequestDecoding.query(request, allowed: [])
-            return JSON.response(bytes: JSONWriter.mountList(try await snapshotter.mounts(key: key)))
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
+            return JSON.response(bytes: JSONWriter.mountList(try await snapshotter.mounts(key: key, in: namespace)))
         }
 
         api.add(.get, "/v1/snapshots/{key}/usage") { request, context -> Response in
             let key = try RequestDecoding.key(context)
-            _ = try RequestDecoding.query(request, allowed: [])
-            return try JSON.response(try await snapshotter.usage(key: key))
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
+            return try JSON.response(try await snapshotter.usage(key: key, in: namespace))
         }
 
         api.add(.post, "/v1/cleanup") { request, _ -> Response in
@@ -97,16 +100,18 @@ public enum API {
 
         api.add(.post, "/v1/mounts") { request, _ -> Response in
             let body = try await RequestDecoding.body(MountRequest.self, from: request, what: MountRoute.what)
-            _ = try RequestDecoding.query(request, allowed: [])
-            return JSON.response(bytes: try await MountRoute.mount(body, snapshotter: snapshotter), status: .created)
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
+            return JSON.response(
+                bytes: try await MountRoute.mount(body, in: namespace, snapshotter: snapshotter), status: .created)
         }
 
         api.add(.get, "/v1/mounts") { request, _ -> Response in
-            let query = try RequestDecoding.query(request, allowed: ["key"])
-            if query.count > 1 {
+            let query = try RequestDecoding.query(request, allowed: ["key", "namespace"])
+            let keys = query.filter { $0.0 == "key" }.map(\.1)
+            if keys.count > 1 {
                 throw VeneerError.invalidArgument("give the key query parameter at most once")
             }
-            let mounts = try await snapshotter.liveMounts.list(key: query.first?.1)
+            let mounts = try await snapshotter.liveMounts.list(key: keys.first, in: RequestDecoding.namespace(query))
             return JSON.response(bytes: JSONWriter.liveMounts(mounts))
         }
 

@@ -54,14 +54,22 @@ public struct VeneerClient: Sendable {
     }()
 
     public let socketPath: String
+    /// The namespace the snapshot requests name (`?namespace=`); nil for the daemon's
+    /// default namespace.
+    public let namespace: String?
     private let httpClient: HTTPClient
 
     /// - Parameters:
     ///   - socketPath: the daemon's Unix socket.
+    ///   - namespace: the namespace of the snapshots this client works on; nil for the
+    ///     default one. Unmount, cleanup, status and reload are not scoped.
     ///   - httpClient: the client that carries the requests. `HTTPClient.shared` works too,
     ///     but it keeps retrying to connect to a daemon that is down until the request times out.
-    public init(socketPath: String, httpClient: HTTPClient = VeneerClient.sharedHTTPClient) {
+    public init(
+        socketPath: String, namespace: String? = nil, httpClient: HTTPClient = VeneerClient.sharedHTTPClient
+    ) {
         self.socketPath = socketPath
+        self.namespace = namespace
         self.httpClient = httpClient
     }
 
@@ -69,7 +77,7 @@ public struct VeneerClient: Sendable {
 
     /// Creates an active snapshot or a view, and returns it with its mounts.
     public func prepare(_ request: PrepareRequest) async throws(VeneerError) -> PrepareResponse {
-        try await call("POST", "/v1/snapshots", body: encode(request), expect: 201, as: PrepareResponse.self)
+        try await call("POST", scoped("/v1/snapshots"), body: encode(request), expect: 201, as: PrepareResponse.self)
     }
 
     /// All snapshots matching every filter (no filter: all snapshots).
@@ -78,20 +86,20 @@ public struct VeneerClient: Sendable {
         if !filters.isEmpty {
             path += "?" + filters.map { "filter=" + PathSegment.encode($0) }.joined(separator: "&")
         }
-        return try await call("GET", path, expect: 200, as: ListResponse.self).snapshots
+        return try await call("GET", scoped(path), expect: 200, as: ListResponse.self).snapshots
     }
 
     public func stat(_ key: String) async throws(VeneerError) -> SnapshotInfo {
-        try await call("GET", Self.snapshotPath(key), expect: 200, as: SnapshotInfo.self)
+        try await call("GET", scoped(Self.snapshotPath(key)), expect: 200, as: SnapshotInfo.self)
     }
 
     /// Changes a snapshot's labels; see `Rules.updatedLabels` for the meaning of field paths.
     public func update(_ key: String, _ request: UpdateRequest) async throws(VeneerError) -> SnapshotInfo {
-        try await call("PATCH", Self.snapshotPath(key), body: encode(request), expect: 200, as: SnapshotInfo.self)
+        try await call("PATCH", scoped(Self.snapshotPath(key)), body: encode(request), expect: 200, as: SnapshotInfo.self)
     }
 
     public func remove(_ key: String) async throws(VeneerError) {
-        let path = Self.snapshotPath(key)
+        let path = scoped(Self.snapshotPath(key))
         let response = try await send(method: "DELETE", path: path)
         try check(response, expect: 204, method: "DELETE", path: path)
     }
@@ -99,15 +107,15 @@ public struct VeneerClient: Sendable {
     /// Commits the active snapshot `key` under the name given in the request.
     public func commit(_ key: String, _ request: CommitRequest) async throws(VeneerError) -> SnapshotInfo {
         try await call(
-            "POST", Self.snapshotPath(key) + "/commit", body: encode(request), expect: 201, as: SnapshotInfo.self)
+            "POST", scoped(Self.snapshotPath(key) + "/commit"), body: encode(request), expect: 201, as: SnapshotInfo.self)
     }
 
     public func mounts(_ key: String) async throws(VeneerError) -> [Mount] {
-        try await call("GET", Self.snapshotPath(key) + "/mounts", expect: 200, as: MountsResponse.self).mounts
+        try await call("GET", scoped(Self.snapshotPath(key) + "/mounts"), expect: 200, as: MountsResponse.self).mounts
     }
 
     public func usage(_ key: String) async throws(VeneerError) -> Usage {
-        try await call("GET", Self.snapshotPath(key) + "/usage", expect: 200, as: Usage.self)
+        try await call("GET", scoped(Self.snapshotPath(key) + "/usage"), expect: 200, as: Usage.self)
     }
 
     /// Removes directories that no snapshot owns any more.
@@ -131,7 +139,7 @@ public struct VeneerClient: Sendable {
     /// track of the mount until ``unmount(target:lazy:)``; it stays in place when the
     /// daemon stops.
     public func mount(_ request: MountRequest) async throws(VeneerError) -> LiveMount {
-        try await call("POST", "/v1/mounts", body: encode(request), expect: 201, as: LiveMount.self)
+        try await call("POST", scoped("/v1/mounts"), body: encode(request), expect: 201, as: LiveMount.self)
     }
 
     /// Unmounts a target the daemon mounted. `lazy` detaches it even while it is busy;
@@ -148,7 +156,7 @@ public struct VeneerClient: Sendable {
     public func liveMounts(key: String? = nil) async throws(VeneerError) -> [LiveMount] {
         var path = "/v1/mounts"
         if let key { path += "?key=" + PathSegment.encode(key) }
-        return try await call("GET", path, expect: 200, as: LiveMountsResponse.self).mounts
+        return try await call("GET", scoped(path), expect: 200, as: LiveMountsResponse.self).mounts
     }
 
     // MARK: - Raw access
@@ -202,6 +210,12 @@ public struct VeneerClient: Sendable {
     /// `/v1/snapshots/{key}` with the key encoded as one path segment.
     static func snapshotPath(_ key: String) -> String {
         "/v1/snapshots/" + PathSegment.encode(key)
+    }
+
+    /// `path` with this client's namespace added to its query, if it has one.
+    func scoped(_ path: String) -> String {
+        guard let namespace else { return path }
+        return path + (path.contains("?") ? "&" : "?") + "namespace=" + PathSegment.encode(namespace)
     }
 
     private func encode(_ value: some Encodable) throws(VeneerError) -> [UInt8] {

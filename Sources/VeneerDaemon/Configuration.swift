@@ -12,6 +12,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
 
     public var root: String = defaultRoot
     public var socket: String = defaultSocket
+    /// The gRPC socket as configured: nil for the default (`grpc.sock` beside the API
+    /// socket, so `/run/veneer/grpc.sock`), empty to serve no gRPC.
+    public var grpcSocketSetting: String? = nil
     public var logLevel: Logger.Level = .info
     /// Largest number of lower layers a prepare or view may stack (1 to 500).
     public var maxDepth: Int = 500
@@ -26,6 +29,13 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var maxConnections: Int = 1024
 
     public init() {}
+
+    /// Where containerd's snapshots API is served, or nil when it is disabled.
+    public var grpcSocket: String? {
+        if let setting = grpcSocketSetting { return setting.isEmpty ? nil : setting }
+        let directory = socket[..<(socket.lastIndex(of: "/") ?? socket.startIndex)]
+        return directory + "/grpc.sock"
+    }
 
     public static let idleTimeoutRange = 1...86_400
     public static let readTimeoutRange = 1...3_600
@@ -49,12 +59,13 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public static let maxRootBytes = 200
 
     static let knownSettings =
-        "root, socket, log_level, max_depth, overlay_options, idle_timeout, read_timeout, max_connections"
+        "root, socket, grpc_socket, log_level, max_depth, overlay_options, idle_timeout, read_timeout, max_connections"
 
     /// Settings that the file may hold; every field optional, unknown fields rejected.
     struct File: Decodable {
         var root: String?
         var socket: String?
+        var grpc_socket: String?
         var log_level: String?
         var max_depth: Int?
         var overlay_options: [String]?
@@ -67,16 +78,18 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public struct Overrides: Sendable {
         public var root: String?
         public var socket: String?
+        public var grpcSocket: String?
         public var logLevel: String?
         public var idleTimeout: Int?
         public var readTimeout: Int?
         public var maxConnections: Int?
         public init(
-            root: String? = nil, socket: String? = nil, logLevel: String? = nil, idleTimeout: Int? = nil,
-            readTimeout: Int? = nil, maxConnections: Int? = nil
+            root: String? = nil, socket: String? = nil, grpcSocket: String? = nil, logLevel: String? = nil,
+            idleTimeout: Int? = nil, readTimeout: Int? = nil, maxConnections: Int? = nil
         ) {
             self.root = root
             self.socket = socket
+            self.grpcSocket = grpcSocket
             self.logLevel = logLevel
             self.idleTimeout = idleTimeout
             self.readTimeout = readTimeout
@@ -100,6 +113,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         if let root = overrides.root { config.root = root }
         if let socket = overrides.socket { config.socket = socket }
+        if let grpcSocket = overrides.grpcSocket { config.grpcSocketSetting = grpcSocket }
         if let level = overrides.logLevel { config.logLevel = try parseLevel(level, source: "--log-level") }
         if let seconds = overrides.idleTimeout { config.idleTimeout = seconds }
         if let seconds = overrides.readTimeout { config.readTimeout = seconds }
@@ -138,6 +152,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     mutating func apply(_ file: File, path: String) throws(StartupError) {
         if let root = file.root { self.root = root }
         if let socket = file.socket { self.socket = socket }
+        if let grpcSocket = file.grpc_socket { self.grpcSocketSetting = grpcSocket }
         if let level = file.log_level { self.logLevel = try Self.parseLevel(level, source: "log_level in \(path)") }
         if let depth = file.max_depth { self.maxDepth = depth }
         if let options = file.overlay_options { self.overlayOptions = options }
@@ -208,6 +223,19 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         if socket.utf8.count > UnixSocket.maxPathBytes {
             throw .configuration("socket path \(quoted(socket)) is \(socket.utf8.count) bytes; Unix socket paths are limited to \(UnixSocket.maxPathBytes) bytes")
+        }
+        if let grpcSocket {
+            guard grpcSocket.hasPrefix("/") else {
+                throw .configuration(
+                    "grpc_socket \(quoted(grpcSocket)) must be an absolute path, or \"\" to serve no gRPC")
+            }
+            if grpcSocket.utf8.count > UnixSocket.maxPathBytes {
+                throw .configuration("grpc_socket \(quoted(grpcSocket)) is \(grpcSocket.utf8.count) bytes; Unix socket paths are limited to \(UnixSocket.maxPathBytes) bytes")
+            }
+            if grpcSocket == socket {
+                throw .configuration(
+                    "grpc_socket and socket are both \(quoted(socket)); give the gRPC socket a path of its own")
+            }
         }
     }
 }

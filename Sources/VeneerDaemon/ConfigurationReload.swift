@@ -79,9 +79,10 @@ final class ConfigurationReload: Sendable {
         var restartRequired: [String] = []
         if new.root != running.root { restartRequired.append("root") }
         if new.socket != running.socket { restartRequired.append("socket") }
+        if new.grpcSocket != running.grpcSocket { restartRequired.append("grpc_socket") }
         if !restartRequired.isEmpty {
             logger.warning(
-                "changes of root and socket take effect only after a restart",
+                "changes of root, socket and grpc_socket take effect only after a restart",
                 metadata: ["settings": "\(restartRequired.joined(separator: ","))"])
         }
         logger.notice(

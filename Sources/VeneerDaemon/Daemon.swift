@@ -10,10 +10,11 @@ import VeneerOS
 import VeneerService
 import VeneerWire
 
-/// The daemon: opens the state root, recovers, serves the API on the socket until
-/// SIGTERM or SIGINT, then finishes in-flight requests and removes the socket it bound.
-/// Under systemd it takes the socket from socket activation and reports its state
-/// (READY, STATUS, WATCHDOG, RELOADING, STOPPING).
+/// The daemon: opens the state root, recovers, serves the HTTP API on its socket and
+/// containerd's snapshots API (gRPC) on another, until SIGTERM or SIGINT, then finishes
+/// in-flight requests and removes the sockets it bound. Under systemd it takes the
+/// sockets from socket activation and reports its state (READY, STATUS, WATCHDOG,
+/// RELOADING, STOPPING).
 public struct Daemon: Sendable {
     public let configuration: DaemonConfiguration
     /// Where the configuration came from, to read it again on SIGHUP.
@@ -39,8 +40,8 @@ public struct Daemon: Sendable {
     /// What `prepare` found.
     public struct Prepared: Sendable {
         public let snapshotter: Snapshotter
-        /// The listening socket systemd passed, if the daemon was socket-activated.
-        public let activatedSocket: Int32?
+        /// The listening sockets systemd passed, if the daemon was socket-activated.
+        public let activated: Systemd.ActivatedSockets
     }
 
     /// Checks the state root and the socket, opens the store.
@@ -79,14 +80,17 @@ public struct Daemon: Sendable {
             }
             throw .unusablePath("cannot lock the state root \(root): \(error)")
         }
-        let activated: Int32?
+        let activated: Systemd.ActivatedSockets
         do {
-            activated = try Systemd.activatedSocket()
+            activated = try Systemd.activatedSockets()
         } catch {
-            throw .configuration("socket activation: \(error); the socket unit must pass one listening Unix stream socket")
+            throw .configuration("socket activation: \(error)")
         }
-        if activated == nil {
-            try prepareSocketPath()
+        if activated.api == nil {
+            try Self.prepareSocketPath(configuration.socket, option: "--socket")
+        }
+        if activated.grpc == nil, let grpcSocket = configuration.grpcSocket {
+            try Self.prepareSocketPath(grpcSocket, option: "--grpc-socket")
         }
         let snapshotter: Snapshotter
         do {
@@ -96,11 +100,11 @@ public struct Daemon: Sendable {
         } catch {
             throw .unusablePath("state root \(root) is unusable: \(error.message)")
         }
-        return Prepared(snapshotter: snapshotter, activatedSocket: activated)
+        return Prepared(snapshotter: snapshotter, activated: activated)
     }
 
-    private func prepareSocketPath() throws(StartupError) {
-        let socket = configuration.socket
+    /// Makes the socket's directory, and removes a socket file nobody listens on.
+    private static func prepareSocketPath(_ socket: String, option: String) throws(StartupError) {
         let parent = String(socket[..<(socket.lastIndex(of: "/") ?? socket.startIndex)])
         if !parent.isEmpty {
             do {
@@ -115,7 +119,7 @@ public struct Daemon: Sendable {
         case .other:
             if UnixSocket.isListening(socket) {
                 throw .alreadyRunning(
-                    "another process is listening on \(socket); stop it or choose another --socket")
+                    "another process is listening on \(socket); stop it or choose another \(option)")
             }
             // A socket file left by a daemon that did not stop cleanly.
             do {
@@ -124,7 +128,7 @@ public struct Daemon: Sendable {
                 throw .unusablePath("cannot remove stale socket \(socket): \(error)")
             }
         default:
-            throw .unusablePath("\(socket) exists and is not a socket; remove it or choose another --socket")
+            throw .unusablePath("\(socket) exists and is not a socket; remove it or choose another \(option)")
         }
     }
 
@@ -165,12 +169,9 @@ public struct Daemon: Sendable {
         }
         let socket = configuration.socket
         let root = configuration.root
-        let facts = ServerFacts(
-            root: root, rootFilesystem: (try? FileSystem.fileSystemType(root)) ?? "unknown", socket: socket,
-            overlay: Self.probeOverlay(root: root))
         let descriptor: Int32
-        if let activated = prepared.activatedSocket {
-            descriptor = activated
+        if let passed = prepared.activated.api {
+            descriptor = passed
         } else {
             do {
                 descriptor = try UnixSocket.bindListening(path: socket, mode: 0o660)
@@ -178,7 +179,20 @@ public struct Daemon: Sendable {
                 throw StartupError.unusablePath("cannot listen on \(socket): \(error)")
             }
         }
-        let activated = prepared.activatedSocket != nil
+        let activated = prepared.activated.api != nil
+        // Bound (or taken over) before READY=1 too: containerd may connect at once.
+        let grpc: GRPCListener?
+        do {
+            grpc = try GRPCListener.open(
+                passed: prepared.activated.grpc, configured: configuration.grpcSocket, snapshotter: snapshotter,
+                logger: logger)
+        } catch {
+            if !activated { _ = try? FileSystem.removeTree(socket) }
+            throw error
+        }
+        let facts = ServerFacts(
+            root: root, rootFilesystem: (try? FileSystem.fileSystemType(root)) ?? "unknown", socket: socket,
+            grpcSocket: grpc?.path, overlay: Self.probeOverlay(root: root))
         Self.checkOpenFileLimit(maxConnections: configuration.maxConnections, logger: logger)
         let reloads = ConfigurationReload(
             running: configuration, configFile: configFile, overrides: overrides, logLevel: logLevel,
@@ -202,12 +216,16 @@ public struct Daemon: Sendable {
                 Systemd.ready()
                 logger.info(
                     "veneerd \(Veneer.version) serving",
-                    metadata: ["socket": "\(socket)", "root": "\(root)", "activated": "\(activated)"])
+                    metadata: [
+                        "socket": "\(socket)", "grpc_socket": "\(grpc?.path ?? "off")", "root": "\(root)",
+                        "activated": "\(activated)",
+                    ])
             })
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if let grpc { services.append(.init(service: grpc)) }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: server),
+                services: services + [
                     .init(
                         service: WatchdogPinger(snapshotter: snapshotter, socket: socket, logger: logger),
                         successTerminationBehavior: .ignore),
@@ -222,8 +240,9 @@ public struct Daemon: Sendable {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         defer {
-            // The socket belongs to systemd when it was passed to us.
+            // A socket belongs to systemd when it was passed to us.
             if !activated { _ = try? FileSystem.removeTree(socket) }
+            grpc?.removeSocketFile()
             logger.info("veneerd stopped")
         }
         try await group.run()

@@ -119,6 +119,29 @@ public enum Systemd {
         return Array(start..<(start + count))
     }
 
+    /// ``listenFDs()`` with the name each was given (`FileDescriptorName=` of its socket
+    /// unit; `$LISTEN_FDNAMES`), `unknown` where systemd gave none.
+    public static func listenFDsWithNames() -> [(fd: Int32, name: String)] {
+        var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+        let count = sd_listen_fds_with_names(0, &names)
+        defer {
+            if let names {
+                var at = names
+                while let name = at.pointee {
+                    free(name)
+                    at += 1
+                }
+                free(names)
+            }
+        }
+        guard count > 0 else { return [] }
+        let start = Int32(SD_LISTEN_FDS_START)
+        return (0..<count).map { index in
+            let name = names.flatMap { $0[Int(index)] }.map { String(cString: $0) } ?? "unknown"
+            return (start + index, name)
+        }
+    }
+
     /// True when `fd` is a listening AF_UNIX stream socket, the only kind veneerd
     /// serves on.
     public static func isListeningUnixStreamSocket(_ fd: Int32) -> Bool {
@@ -126,33 +149,53 @@ public enum Systemd {
     }
 
     public enum ActivationError: Error, Sendable, Equatable, CustomStringConvertible {
-        /// More than one descriptor was passed; the socket unit must have exactly one `ListenStream=`.
-        case tooManySockets(Int)
+        /// More than one descriptor was passed for one socket: `api` (any name but
+        /// `grpc`) or `grpc`.
+        case tooManySockets(socket: String, count: Int)
         /// The descriptor is not a listening AF_UNIX stream socket.
         case notUnixStreamListener(Int32)
 
         public var description: String {
             switch self {
-            case .tooManySockets(let count):
-                return "socket activation passed \(count) descriptors; the socket unit must have exactly one ListenStream= with a path"
+            case .tooManySockets(let socket, let count):
+                return "socket activation passed \(count) descriptors for the \(socket) socket; give each socket unit one ListenStream= with a path, and the gRPC one FileDescriptorName=grpc"
             case .notUnixStreamListener(let fd):
                 return "socket activation passed descriptor \(fd), which is not a listening Unix stream socket; use ListenStream= with a path"
             }
         }
     }
 
-    /// The single listening Unix stream socket systemd passed, or nil when the
-    /// process was not socket-activated. Throws when the activation does not
-    /// fit (several descriptors, or the wrong kind of socket).
-    public static func activatedSocket() throws(ActivationError) -> Int32? {
-        try activatedSocket(from: listenFDs())
+    /// The listening sockets socket activation passed, by what they serve.
+    public struct ActivatedSockets: Sendable, Equatable {
+        /// The HTTP API's socket.
+        public var api: Int32?
+        /// containerd's gRPC socket: the descriptor named `grpc`.
+        public var grpc: Int32?
+
+        public init(api: Int32? = nil, grpc: Int32? = nil) {
+            self.api = api
+            self.grpc = grpc
+        }
     }
 
-    static func activatedSocket(from fds: [Int32]) throws(ActivationError) -> Int32? {
-        guard let fd = fds.first else { return nil }
-        guard fds.count == 1 else { throw .tooManySockets(fds.count) }
-        guard isListeningUnixStreamSocket(fd) else { throw .notUnixStreamListener(fd) }
-        return fd
+    /// The name that marks the gRPC socket among the activated ones.
+    public static let grpcSocketName = "grpc"
+
+    /// The listening Unix stream sockets systemd passed: the one named
+    /// ``grpcSocketName`` serves gRPC, the other one the API; none when the process was
+    /// not socket-activated. Throws when the activation does not fit (two descriptors
+    /// for one socket, or the wrong kind of socket).
+    public static func activatedSockets() throws(ActivationError) -> ActivatedSockets {
+        try activatedSockets(from: listenFDsWithNames())
+    }
+
+    static func activatedSockets(from fds: [(fd: Int32, name: String)]) throws(ActivationError) -> ActivatedSockets {
+        let grpc = fds.filter { $0.name == grpcSocketName }
+        let api = fds.filter { $0.name != grpcSocketName }
+        if api.count > 1 { throw .tooManySockets(socket: "API", count: api.count) }
+        if grpc.count > 1 { throw .tooManySockets(socket: "gRPC", count: grpc.count) }
+        for (fd, _) in fds where !isListeningUnixStreamSocket(fd) { throw .notUnixStreamListener(fd) }
+        return ActivatedSockets(api: api.first?.fd, grpc: grpc.first?.fd)
     }
 
     // MARK: Journal

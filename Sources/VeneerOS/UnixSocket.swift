@@ -29,6 +29,20 @@ public enum UnixSocket {
         }
         return rc == 0
     }
+
+    /// The path the Unix socket `fd` is bound to, or nil when it has none (or is not one).
+    public static func boundPath(_ fd: Int32) -> String? {
+        var addr = sockaddr_un()
+        var len = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let rc = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        guard rc == 0, addr.sun_family == sa_family_t(AF_UNIX) else { return nil }
+        let bytes = withUnsafeBytes(of: &addr.sun_path) { raw in
+            Array(raw.prefix(max(0, Int(len) - MemoryLayout<sa_family_t>.size)).prefix { $0 != 0 })
+        }
+        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
+    }
 }
 
 extension UnixSocket {

@@ -14,23 +14,27 @@ public struct LiveMounts: Sendable {
     private var targetLocks: TargetLocks { snapshotter.targetLocks }
     private var logger: Logger { snapshotter.logger }
 
-    /// Mounts the snapshot `key` at `target`. The mount is recorded before it is made
+    /// Mounts the snapshot `key` of `namespace` at `target`. The mount is recorded before it is made
     /// visible, so a crash in between leaves a record that start-up reconciliation drops,
     /// never a mount the daemon does not know about. The target checks and the mount run
     /// on the calling thread, which they block (call it from neither an event loop nor
     /// the cooperative pool: see `blockingOperation`); the record is written by the
     /// store's writer meanwhile.
-    public func mountBlocking(key: String, target: String, readonly: Bool) throws(VeneerError) -> MadeMount {
+    public func mountBlocking(
+        key: String, target: String, readonly: Bool, in namespace: Namespace = .default
+    ) throws(VeneerError) -> MadeMount {
         try Rules.validateKey(key)
         // Mounts and unmounts of one target take turns: the later one sees what the
         // earlier one did and answers accordingly.
         return try targetLocks.withLock(target) { () throws(VeneerError) -> MadeMount in
-            try mountLocked(key: key, target: target, readonly: readonly)
+            try mountLocked(key: key, target: target, readonly: readonly, in: namespace)
         }
     }
 
-    private func mountLocked(key: String, target: String, readonly: Bool) throws(VeneerError) -> MadeMount {
-        let record = store.record(key)
+    private func mountLocked(
+        key: String, target: String, readonly: Bool, in namespace: Namespace
+    ) throws(VeneerError) -> MadeMount {
+        let record = store.record(key, in: namespace)
         // Planned here; a failure is reported after the target checks, which come first.
         let planned = Result { () throws(VeneerError) -> (SnapshotRecord, [Mount], lowers: [String]) in
             guard let record else { throw Lifecycle.notFound(key) }
@@ -83,7 +87,7 @@ public struct LiveMounts: Sendable {
             throw Self.mountFailure(error, key: key, target: target)
         }
         if let identity { store.identifyMount(target: target, mountID: identity.id, device: identity.device) }
-        logger.info("mounted snapshot", metadata: ["snapshot.key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
+        logger.info("mounted snapshot", metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "target": "\(target)", "readonly": "\(readonly)"])
         return MadeMount(live: recorded.record.live, mountsJSON: recorded.mountsJSON)
     }
 
@@ -247,10 +251,11 @@ public struct LiveMounts: Sendable {
             && matchesRecord(entry, record, stateRoot: stateRoot, entries: entries)
     }
 
-    /// The live mounts, of one snapshot or all, ordered by target.
-    public func list(key: String?) async throws(VeneerError) -> [LiveMount] {
+    /// The live mounts of snapshots of `namespace`, of one snapshot or all, ordered by
+    /// target.
+    public func list(key: String?, in namespace: Namespace = .default) async throws(VeneerError) -> [LiveMount] {
         if let key { try Rules.validateKey(key) }
-        return try await store.mounts(key: key).map(\.live)
+        return try await store.mounts(key: key, in: namespace).map(\.live)
     }
 
     /// Brings the records of mounts in line with the kernel's mount table: a record

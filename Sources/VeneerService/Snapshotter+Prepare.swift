@@ -6,9 +6,10 @@ import VeneerOS
 import VeneerStore
 
 extension Snapshotter {
-    /// Prepare (`kind == .active`) or View (`kind == .view`).
+    /// Prepare (`kind == .active`) or View (`kind == .view`) in `namespace`, on a parent
+    /// of the same namespace.
     public func prepare(
-        key: String, parent: String?, kind: SnapshotKind, labels: [String: String]
+        key: String, parent: String?, kind: SnapshotKind, labels: [String: String], in namespace: Namespace = .default
     ) async throws(VeneerError) -> (SnapshotInfo, [Mount]) {
         try Rules.validateKey(key)
         if let parent { try Rules.validateKey(parent, role: "parent") }
@@ -19,14 +20,14 @@ extension Snapshotter {
         // The chain's depth never changes while the parent exists, so checking it here,
         // before anything touches the disk, is enough.
         let maxDepth = self.maxDepth
-        if let parent, let lowers = try await store.depth(parent), lowers > maxDepth {
+        if let parent, let lowers = try await store.depth(parent, in: namespace), lowers > maxDepth {
             throw .failedPrecondition(
                 "chain depth \(lowers) exceeds max_depth \(maxDepth): snapshot \(quoted(key)) would stack \(lowers) layers on \(quoted(parent)); flatten the image or raise max_depth (at most \(Self.kernelMaxDepth))")
         }
         // Build the directories under a staging name first, in parallel with other
         // requests; only the rename into place happens inside the store's transaction.
         let layout = self.layout
-        let parentRecord = parent.flatMap { store.record($0) }
+        let parentRecord = parent.flatMap { store.record($0, in: namespace) }
         let staging = layout.staging + "/" + stagingName()
         do {
             try await blocking {
@@ -37,7 +38,7 @@ extension Snapshotter {
             // The parent was removed (or replaced) while its owner was being copied:
             // answer as if the request had come after that.
             if let parent {
-                let current = store.record(parent)
+                let current = store.record(parent, in: namespace)
                 if current?.id != parentRecord?.id {
                     try Lifecycle.checkPrepare(key: key, kind: kind, existing: nil, parent: (parent, current?.kind))
                     throw .failedPrecondition("parent snapshot \(quoted(parent)) changed while \(quoted(key)) was being prepared; retry")
@@ -51,7 +52,7 @@ extension Snapshotter {
         let record: SnapshotRecord
         do {
             record = try await store.insert(
-                NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: Self.now())
+                NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: Self.now(), in: namespace)
             ) { id, parentInTransaction, batch in
                 // The owner was copied from the parent looked up before staging; make sure
                 // the key still names that parent.
@@ -67,7 +68,7 @@ extension Snapshotter {
         }
         // Renamed into place: nothing is left under the staging name.
         forgetStaging(staging)
-        logger.info("created snapshot", metadata: ["snapshot.key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
+        logger.info("created snapshot", metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
         let mounts = try await mounts(of: record)
         return (record.info, mounts)
     }

@@ -6,22 +6,23 @@ import VeneerOS
 import VeneerStore
 
 extension Snapshotter {
-    public func stat(key: String) async throws(VeneerError) -> SnapshotInfo {
+    public func stat(key: String, in namespace: Namespace = .default) async throws(VeneerError) -> SnapshotInfo {
         try Rules.validateKey(key)
-        guard let record = store.record(key) else { throw Lifecycle.notFound(key) }
+        guard let record = store.record(key, in: namespace) else { throw Lifecycle.notFound(key) }
         return record.info
     }
 
     /// ``stat(key:)`` without suspending, for callers on an event loop: the snapshot
     /// `key`, or nil when the key is invalid or names no snapshot.
-    public func lookup(key: String) -> SnapshotInfo? {
+    public func lookup(key: String, in namespace: Namespace = .default) -> SnapshotInfo? {
         guard (try? Rules.validateKey(key)) != nil else { return nil }
-        return store.record(key)?.info
+        return store.record(key, in: namespace)?.info
     }
 
-    public func list(filters: [String]) async throws(VeneerError) -> [SnapshotInfo] {
+    /// The snapshots of `namespace` that match every filter, oldest first.
+    public func list(filters: [String], in namespace: Namespace = .default) async throws(VeneerError) -> [SnapshotInfo] {
         let filter = try SnapshotFilterSet(parsing: filters)
-        let all = try await store.list()
+        let all = try await store.list(in: namespace)
         if filter.isEmpty { return all.map(\.info) }
         // Regular expressions can be slow on hostile patterns; match away from the
         // cooperative pool so one such request cannot stall the others.
@@ -32,9 +33,9 @@ extension Snapshotter {
         }
     }
 
-    public func mounts(key: String) async throws(VeneerError) -> [Mount] {
+    public func mounts(key: String, in namespace: Namespace = .default) async throws(VeneerError) -> [Mount] {
         try Rules.validateKey(key)
-        guard let record = store.record(key) else { throw Lifecycle.notFound(key) }
+        guard let record = store.record(key, in: namespace) else { throw Lifecycle.notFound(key) }
         return try await mounts(of: record)
     }
 
@@ -70,16 +71,16 @@ extension Snapshotter {
         return (mounts, lowers)
     }
 
-    public func usage(key: String) async throws(VeneerError) -> Usage {
+    public func usage(key: String, in namespace: Namespace = .default) async throws(VeneerError) -> Usage {
         try Rules.validateKey(key)
-        guard let record = store.record(key) else { throw Lifecycle.notFound(key) }
+        guard let record = store.record(key, in: namespace) else { throw Lifecycle.notFound(key) }
         if let usage = record.usage { return usage }
         let fs = layout.directories(record.id).fs
         do {
             let measured = try await blocking { try FileSystem.diskUsage(fs) }
             return Usage(size: measured.bytes, inodes: measured.inodes)
         } catch {
-            throw await measurementFailed(error, key: key, record: record)
+            throw await measurementFailed(error, record: record)
         }
     }
 }

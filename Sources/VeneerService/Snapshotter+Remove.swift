@@ -6,11 +6,32 @@ import VeneerOS
 import VeneerStore
 
 extension Snapshotter {
-    public func remove(key: String) async throws(VeneerError) {
+    /// Removes the snapshot `key` of `namespace`. Its directory is deleted before this
+    /// returns, or, with `deferringDeletion`, only moved into the trash (one rename,
+    /// however large the layer), which the next cleanup empties: for callers that hold
+    /// a lock across the call, as containerd's garbage collector does before it asks
+    /// for a cleanup.
+    public func remove(
+        key: String, in namespace: Namespace = .default, deferringDeletion: Bool = false
+    ) async throws(VeneerError) {
         try Rules.validateKey(key)
-        if let current = store.record(key) { try await refuseIfSomethingIsMountedInside(current) }
-        let record = try await store.remove(key)
+        if let current = store.record(key, in: namespace) { try await refuseIfSomethingIsMountedInside(current) }
+        let record = try await store.remove(key, in: namespace)
         let dir = layout.snapshotDirectory(record.id)
+        if deferringDeletion {
+            let trash = layout.trash + "/removed-\(record.id)"
+            do {
+                try await blocking { try FileSystem.rename(dir, to: trash) }
+                logger.info(
+                    "removed snapshot; its directory waits in the trash for the next cleanup",
+                    metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "id": "\(record.id)"])
+                return
+            } catch {
+                // Deleted here instead; a directory left without its row is cleanup's anyway.
+                logger.warning("cannot move the directory of a removed snapshot to the trash; deleting it now",
+                    metadata: ["path": "\(dir)", "error": "\(error)"])
+            }
+        }
         do {
             let kept = try await blocking { try FileSystem.removeTree(dir) }
             if !kept.isEmpty {
@@ -23,7 +44,7 @@ extension Snapshotter {
             logger.warning("cannot remove directory of removed snapshot; cleanup will retry",
                 metadata: ["path": "\(dir)", "error": "\(error)"])
         }
-        logger.info("removed snapshot", metadata: ["snapshot.key": "\(key)", "id": "\(record.id)"])
+        logger.info("removed snapshot", metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "id": "\(record.id)"])
     }
 
     /// Refuses to remove a snapshot while anything is mounted inside its directories
@@ -45,8 +66,9 @@ extension Snapshotter {
 
     /// A measurement of `record`'s layer failed: not found when the snapshot was
     /// removed meanwhile (its directory went with it), else the failure.
-    func measurementFailed(_ error: any Error, key: String, record: SnapshotRecord) async -> VeneerError {
-        if let current = store.record(key), current.id == record.id {
+    func measurementFailed(_ error: any Error, record: SnapshotRecord) async -> VeneerError {
+        let key = record.key
+        if let current = store.record(key, in: record.namespace), current.id == record.id {
             if let error = error as? SystemError {
                 return Self.mapped(error, doing: "cannot measure snapshot \(quoted(key))")
             }

@@ -4,7 +4,10 @@ import VeneerOS
 /// What the service says about itself. `GET /v1/status` and systemd's STATUS= line are
 /// both made from it.
 public struct ServiceStatus: Sendable, Equatable {
+    /// Snapshots of every namespace.
     public var snapshots: KindCounts
+    /// Snapshots of each namespace that has any.
+    public var namespaces: [Namespace: KindCounts]
     /// Live mounts the daemon made.
     public var mounts: Int
     /// Largest number of lower layers a prepare or view may stack.
@@ -23,8 +26,15 @@ public struct ServiceStatus: Sendable, Equatable {
 
 extension Snapshotter {
     public func status() async throws(VeneerError) -> ServiceStatus {
-        ServiceStatus(
-            snapshots: try await store.counts(), mounts: try await store.mounts().count, maxDepth: maxDepth,
+        let namespaces = try await store.counts()
+        var total = KindCounts()
+        for counts in namespaces.values {
+            total.active += counts.active
+            total.view += counts.view
+            total.committed += counts.committed
+        }
+        return ServiceStatus(
+            snapshots: total, namespaces: namespaces, mounts: try await store.mounts().count, maxDepth: maxDepth,
             deepestChain: try await store.deepestChain(),
             uptimeSeconds: Double(SystemClock.monotonicNanoseconds() - openedAt) / 1e9)
     }

@@ -4,6 +4,7 @@ import VeneerCore
 public struct SnapshotRecord: Sendable, Equatable {
     /// Allocated by the database, never reused; names the snapshot's directory.
     public var id: Int64
+    public var namespace: Namespace
     public var key: String
     public var kind: SnapshotKind
     public var parentID: Int64?
@@ -15,8 +16,22 @@ public struct SnapshotRecord: Sendable, Equatable {
     /// Usage of a committed snapshot's layer, computed once at commit.
     public var usage: Usage?
 
+    /// The snapshot's name in the store: its namespace and key.
+    public var name: SnapshotName { SnapshotName(namespace, key) }
+
     public var info: SnapshotInfo {
         SnapshotInfo(key: key, kind: kind, parent: parentKey, labels: labels, created: created, updated: updated)
+    }
+}
+
+/// A snapshot's name in the store: keys are unique within their namespace.
+public struct SnapshotName: Sendable, Hashable {
+    public var namespace: Namespace
+    public var key: String
+
+    public init(_ namespace: Namespace, _ key: String) {
+        self.namespace = namespace
+        self.key = key
     }
 }
 
@@ -24,6 +39,7 @@ public struct SnapshotRecord: Sendable, Equatable {
 public struct MountRecord: Sendable, Equatable {
     public var target: String
     public var snapshotID: Int64
+    public var namespace: Namespace
     public var key: String
     public var readonly: Bool
     public var mounts: [Mount]
@@ -40,13 +56,18 @@ public struct MountRecord: Sendable, Equatable {
 
 /// What a new snapshot needs besides its id.
 public struct NewSnapshot: Sendable {
+    public var namespace: Namespace
     public var key: String
     public var kind: SnapshotKind
     public var parent: String?
     public var labels: [String: String]
     public var created: Timestamp
 
-    public init(key: String, kind: SnapshotKind, parent: String?, labels: [String: String], created: Timestamp) {
+    public init(
+        key: String, kind: SnapshotKind, parent: String?, labels: [String: String], created: Timestamp,
+        in namespace: Namespace = .default
+    ) {
+        self.namespace = namespace
         self.key = key
         self.kind = kind
         self.parent = parent

@@ -6,8 +6,8 @@ import VeneerJSON
 
 extension SnapshotStore {
     struct Index {
-        var byKey: [String: SnapshotRecord] = [:]
-        var keyByID: [Int64: String] = [:]
+        var byName: [SnapshotName: SnapshotRecord] = [:]
+        var nameByID: [Int64: SnapshotName] = [:]
         /// Length of each snapshot's chain, itself included.
         var depthByID: [Int64: Int] = [:]
         var parentByID: [Int64: Int64] = [:]
@@ -17,15 +17,16 @@ extension SnapshotStore {
         var mountsBeingRecorded: [String: MountRecord] = [:]
 
         mutating func insert(_ record: SnapshotRecord) {
-            if let old = keyByID[record.id], old != record.key { byKey[old] = nil }
-            byKey[record.key] = record
-            keyByID[record.id] = record.key
+            let name = record.name
+            if let old = nameByID[record.id], old != name { byName[old] = nil }
+            byName[name] = record
+            nameByID[record.id] = name
             depthByID[record.id] = 1 + (record.parentID.flatMap { depthByID[$0] } ?? 0)
             parentByID[record.id] = record.parentID
         }
 
         mutating func remove(id: Int64) {
-            if let key = keyByID.removeValue(forKey: id) { byKey[key] = nil }
+            if let name = nameByID.removeValue(forKey: id) { byName[name] = nil }
             depthByID[id] = nil
             parentByID[id] = nil
         }

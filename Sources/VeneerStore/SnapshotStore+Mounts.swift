@@ -7,7 +7,7 @@ import VeneerJSON
 /// Records of the mounts the daemon made.
 extension SnapshotStore {
     static let selectMounts = """
-        SELECT m.target, m.snapshot_id, s.key, m.readonly, m.mounts, m.mounted_at, m.mount_id, m.device
+        SELECT m.target, m.snapshot_id, s.key, m.readonly, m.mounts, m.mounted_at, m.mount_id, m.device, s.namespace
         FROM mounts m JOIN snapshots s ON s.id = m.snapshot_id
         """
 
@@ -22,15 +22,18 @@ extension SnapshotStore {
                 "database holds mounts of \(quoted(target)) that are not a JSON list of mounts: \(error)", cause: error)
         }
         return MountRecord(
-            target: row[0], snapshotID: row[1], key: row[2], readonly: row[3], mounts: mounts,
+            target: row[0], snapshotID: row[1], namespace: try namespace(row[8]), key: row[2], readonly: row[3], mounts: mounts,
             mountedAt: Timestamp(nanosecondsSinceEpoch: row[5]), mountID: (row[6] as Int64?).map { UInt64(bitPattern: $0) },
             device: row[7])
     }
 
-    /// Live mounts, of one snapshot or all, ordered by target.
-    public func mounts(key: String? = nil) async throws(VeneerError) -> [MountRecord] {
+    /// Live mounts, of one snapshot or of every snapshot of `namespace` (of all
+    /// namespaces when nil), ordered by target.
+    public func mounts(key: String? = nil, in namespace: Namespace? = nil) async throws(VeneerError) -> [MountRecord] {
         index.withLock { index in
-            index.mountsByTarget.values.filter { key == nil || $0.key == key }.sorted { $0.target < $1.target }
+            index.mountsByTarget.values.filter { record in
+                (namespace == nil || record.namespace == namespace) && (key == nil || record.key == key)
+            }.sorted { $0.target < $1.target }
         }
     }
 
@@ -116,8 +119,9 @@ extension SnapshotStore {
         check: (_ siblings: [MountRecord]) throws(VeneerError) -> Void
     ) throws(VeneerError) -> PendingMountRecord {
         let key = snapshot.key
+        let namespace = snapshot.namespace
         let record = MountRecord(
-            target: target, snapshotID: snapshot.id, key: key, readonly: readonly, mounts: mounts, mountedAt: time)
+            target: target, snapshotID: snapshot.id, namespace: namespace, key: key, readonly: readonly, mounts: mounts, mountedAt: time)
         try index.withLock { index throws(VeneerError) in
             if let existing = index.mountsByTarget[target] ?? index.mountsBeingRecorded[target] {
                 throw Self.targetTaken(target, by: existing)
@@ -133,12 +137,12 @@ extension SnapshotStore {
             try db.cachedStatement(
                 sql: """
                     INSERT INTO mounts (target, snapshot_id, readonly, mounts, mounted_at)
-                    SELECT ?, id, ?, ?, ? FROM snapshots WHERE id = ? AND key = ? AND kind = ?
+                    SELECT ?, id, ?, ?, ? FROM snapshots WHERE id = ? AND namespace = ? AND key = ? AND kind = ?
                     """
             ).execute(
                 arguments: [
                     target, readonly, String(decoding: mountsJSON, as: UTF8.self), time.nanosecondsSinceEpoch,
-                    snapshot.id, key, snapshot.kind.rawValue,
+                    snapshot.id, namespace.name, key, snapshot.kind.rawValue,
                 ])
             guard db.changesCount == 1 else { throw MountRecordRefused() }
             batch.afterCommit {
@@ -149,15 +153,15 @@ extension SnapshotStore {
             }
             return RecordedMount(record: record, mountsJSON: mountsJSON)
         }
-        return PendingMountRecord(store: self, target: target, key: key, outcome: outcome)
+        return PendingMountRecord(store: self, target: target, name: snapshot.name, outcome: outcome)
     }
 
     /// Ends a recording that failed: frees its target and says why.
-    func recordingFailed(target: String, key: String, error: any Error) -> VeneerError {
+    func recordingFailed(target: String, name: SnapshotName, error: any Error) -> VeneerError {
         index.withLock { $0.mountsBeingRecorded[target] = nil }
         guard error is MountRecordRefused else { return Self.mapped(error) }
-        if record(key) == nil { return Lifecycle.notFound(key) }
-        return .failedPrecondition("snapshot \(quoted(key)) changed while it was being mounted; retry")
+        if record(name.key, in: name.namespace) == nil { return Lifecycle.notFound(name.key) }
+        return .failedPrecondition("snapshot \(quoted(name.key)) changed while it was being mounted; retry")
     }
 
     /// Forgets the mounts at `targets`; returns how many were recorded. Not fsync'd and
@@ -186,13 +190,13 @@ extension SnapshotStore {
 public final class PendingMountRecord: Sendable {
     private let store: SnapshotStore
     private let target: String
-    private let key: String
+    private let name: SnapshotName
     private let outcome: WriteOutcome<RecordedMount>
 
-    init(store: SnapshotStore, target: String, key: String, outcome: WriteOutcome<RecordedMount>) {
+    init(store: SnapshotStore, target: String, name: SnapshotName, outcome: WriteOutcome<RecordedMount>) {
         self.store = store
         self.target = target
-        self.key = key
+        self.name = name
         self.outcome = outcome
     }
 
@@ -203,7 +207,7 @@ public final class PendingMountRecord: Sendable {
         do {
             return try outcome.wait()
         } catch {
-            throw store.recordingFailed(target: target, key: key, error: error)
+            throw store.recordingFailed(target: target, name: name, error: error)
         }
     }
 }

@@ -5,9 +5,11 @@ import VeneerCore
 import VeneerJSON
 
 extension SnapshotStore {
-    /// The snapshot `key`, from the in-memory index (what the last committed write left).
-    public func record(_ key: String) -> SnapshotRecord? {
-        index.withLock { $0.byKey[key] }
+    /// The snapshot `key` of `namespace`, from the in-memory index (what the last
+    /// committed write left).
+    public func record(_ key: String, in namespace: Namespace = .default) -> SnapshotRecord? {
+        let name = SnapshotName(namespace, key)
+        return index.withLock { $0.byName[name] }
     }
 
     /// Ids of the ancestors of snapshot `id`, nearest first (the snapshot itself not
@@ -25,21 +27,22 @@ extension SnapshotStore {
         }
     }
 
-    /// Every snapshot, oldest first.
-    public func list() async throws(VeneerError) -> [SnapshotRecord] {
-        let records = index.withLock { Array($0.byKey.values) }
+    /// Every snapshot of `namespace`, oldest first.
+    public func list(in namespace: Namespace = .default) async throws(VeneerError) -> [SnapshotRecord] {
+        let records = index.withLock { $0.byName.values.filter { $0.namespace == namespace } }
         // Sort positions rather than the (large) records themselves.
         return records.indices.sorted { records[$0].id < records[$1].id }.map { records[$0] }
     }
 
-    public func counts() async throws(VeneerError) -> KindCounts {
+    /// Snapshots of each kind, by namespace; a namespace without snapshots is absent.
+    public func counts() async throws(VeneerError) -> [Namespace: KindCounts] {
         index.withLock { index in
-            var counts = KindCounts()
-            for record in index.byKey.values {
+            var counts: [Namespace: KindCounts] = [:]
+            for record in index.byName.values {
                 switch record.kind {
-                case .active: counts.active += 1
-                case .view: counts.view += 1
-                case .committed: counts.committed += 1
+                case .active: counts[record.namespace, default: KindCounts()].active += 1
+                case .view: counts[record.namespace, default: KindCounts()].view += 1
+                case .committed: counts[record.namespace, default: KindCounts()].committed += 1
                 }
             }
             return counts
@@ -47,15 +50,16 @@ extension SnapshotStore {
     }
 
     /// Length of the chain of `key` (itself included), or nil when it does not exist.
-    public func depth(_ key: String) async throws(VeneerError) -> Int? {
-        index.withLock { index in index.byKey[key].flatMap { index.depthByID[$0.id] } }
+    public func depth(_ key: String, in namespace: Namespace = .default) async throws(VeneerError) -> Int? {
+        let name = SnapshotName(namespace, key)
+        return index.withLock { index in index.byName[name].flatMap { index.depthByID[$0.id] } }
     }
 
     /// Longest chain of committed snapshots present.
     public func deepestChain() async throws(VeneerError) -> Int {
         index.withLock { index in
             var deepest = 0
-            for record in index.byKey.values where record.kind == .committed {
+            for record in index.byName.values where record.kind == .committed {
                 deepest = max(deepest, index.depthByID[record.id] ?? 0)
             }
             return deepest
@@ -63,7 +67,7 @@ extension SnapshotStore {
     }
 
     public func allIDs() async throws(VeneerError) -> Set<Int64> {
-        index.withLock { Set($0.keyByID.keys) }
+        index.withLock { Set($0.nameByID.keys) }
     }
 
     /// A query that proves the database answers (used by health checks).

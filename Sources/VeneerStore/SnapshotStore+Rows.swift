@@ -23,7 +23,8 @@ extension SnapshotStore {
     }
 
     static let selectColumns = """
-        SELECT s.id, s.key, s.kind, s.parent_id, p.key AS parent_key, s.labels, s.created, s.updated, s.size, s.inodes
+        SELECT s.id, s.key, s.kind, s.parent_id, p.key AS parent_key, s.labels, s.created, s.updated, s.size, s.inodes,
+            s.namespace
         FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id
         """
 
@@ -42,23 +43,35 @@ extension SnapshotStore {
         let size: Int64? = row[8]
         let inodes: Int64? = row[9]
         return SnapshotRecord(
-            id: row[0], key: row[1], kind: kind, parentID: row[3], parentKey: row[4], labels: labels,
+            id: row[0], namespace: try namespace(row[10]), key: row[1], kind: kind, parentID: row[3], parentKey: row[4], labels: labels,
             created: Timestamp(nanosecondsSinceEpoch: row[6]),
             updated: Timestamp(nanosecondsSinceEpoch: row[7]),
             usage: size.flatMap { s in inodes.map { Usage(size: s, inodes: $0) } })
+    }
+
+    static func namespace(_ text: String) throws -> Namespace {
+        do {
+            return try Namespace(validating: text)
+        } catch {
+            throw VeneerError.internal("database holds a snapshot in namespace \(quoted(text)), which is not a valid name")
+        }
     }
 
     static func encodeLabels(_ labels: [String: String]) -> String {
         String(decoding: JSONWriter.stringMap(labels), as: UTF8.self)
     }
 
-    static func fetch(_ db: Database, key: String) throws -> SnapshotRecord? {
-        try Row.fetchOne(db.cachedStatement(sql: selectColumns + " WHERE s.key = ?"), arguments: [key]).map(record)
+    static func fetch(_ db: Database, _ name: SnapshotName) throws -> SnapshotRecord? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: selectColumns + " WHERE s.namespace = ? AND s.key = ?"),
+            arguments: [name.namespace.name, name.key]
+        ).map(record)
     }
 
-    static func fetchKind(_ db: Database, key: String) throws -> (id: Int64, kind: SnapshotKind)? {
+    static func fetchKind(_ db: Database, _ name: SnapshotName) throws -> (id: Int64, kind: SnapshotKind)? {
         guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT id, kind FROM snapshots WHERE key = ?"), arguments: [key])
+            db.cachedStatement(sql: "SELECT id, kind FROM snapshots WHERE namespace = ? AND key = ?"),
+            arguments: [name.namespace.name, name.key])
         else { return nil }
         let kindText: String = row[1]
         guard let kind = SnapshotKind(rawValue: kindText) else {

@@ -5,51 +5,52 @@ import VeneerCore
 import VeneerJSON
 
 extension SnapshotStore {
-    /// Inserts a new snapshot after checking the rules. `beforeCommit` runs inside
-    /// the transaction with the new id and the parent's record; when it throws,
-    /// nothing is written.
+    /// Inserts a new snapshot after checking the rules; its parent is looked up in its
+    /// own namespace. `beforeCommit` runs inside the transaction with the new id and the
+    /// parent's record; when it throws, nothing is written.
     public func insert(
         _ new: NewSnapshot,
         beforeCommit: @escaping @Sendable (_ id: Int64, _ parent: SnapshotRecord?, _ batch: WriteBatch) throws -> Void
     ) async throws(VeneerError) -> SnapshotRecord {
         try await write { db, batch in
-            let existing = try Self.fetchKind(db, key: new.key)
+            let existing = try Self.fetchKind(db, SnapshotName(new.namespace, new.key))
             var parent: SnapshotRecord?
             if let parentKey = new.parent {
-                parent = try Self.fetch(db, key: parentKey)
+                parent = try Self.fetch(db, SnapshotName(new.namespace, parentKey))
             }
             try Lifecycle.checkPrepare(
                 key: new.key, kind: new.kind, existing: existing?.kind,
                 parent: new.parent.map { ($0, parent?.kind) })
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO snapshots (key, kind, parent_id, labels, created, updated)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO snapshots (namespace, key, kind, parent_id, labels, created, updated)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: [
-                    new.key, new.kind.rawValue, parent?.id, Self.encodeLabels(new.labels),
+                    new.namespace.name, new.key, new.kind.rawValue, parent?.id, Self.encodeLabels(new.labels),
                     new.created.nanosecondsSinceEpoch, new.created.nanosecondsSinceEpoch,
                 ])
             let id = db.lastInsertedRowID
             try beforeCommit(id, parent, batch)
             let record = SnapshotRecord(
-                id: id, key: new.key, kind: new.kind, parentID: parent?.id, parentKey: parent?.key,
+                id: id, namespace: new.namespace, key: new.key, kind: new.kind, parentID: parent?.id, parentKey: parent?.key,
                 labels: new.labels, created: new.created, updated: new.created, usage: nil)
             batch.afterCommit { self.index.withLock { $0.insert(record) } }
             return record
         }
     }
 
-    /// Turns the active snapshot `key` into the committed snapshot `name`.
-    /// `expectedID` guards against the key having been replaced since the caller
-    /// measured its usage.
+    /// Turns the active snapshot `key` into the committed snapshot `name`, in the same
+    /// namespace. `expectedID` guards against the key having been replaced since the
+    /// caller measured its usage.
     public func commit(
-        key: String, name: String, labels: [String: String], usage: Usage, at time: Timestamp, expectedID: Int64
+        key: String, name: String, labels: [String: String], usage: Usage, at time: Timestamp, expectedID: Int64,
+        in namespace: Namespace = .default
     ) async throws(VeneerError) -> SnapshotRecord {
         try await write { db, batch in
-            let nameTaken = try Self.fetchKind(db, key: name)
-            let current = try Self.fetch(db, key: key)
+            let nameTaken = try Self.fetchKind(db, SnapshotName(namespace, name))
+            let current = try Self.fetch(db, SnapshotName(namespace, key))
             try Lifecycle.checkCommit(name: name, nameTaken: nameTaken?.kind, key: key, kind: current?.kind)
             guard var record = current, record.id == expectedID else {
                 throw VeneerError.failedPrecondition(
@@ -79,11 +80,12 @@ extension SnapshotStore {
     }
 
     /// Deletes the row of `key` after checking it has no children; returns what was deleted.
-    public func remove(_ key: String, check: @escaping @Sendable (SnapshotRecord) throws -> Void = { _ in })
-        async throws(VeneerError) -> SnapshotRecord
-    {
+    public func remove(
+        _ key: String, in namespace: Namespace = .default,
+        check: @escaping @Sendable (SnapshotRecord) throws -> Void = { _ in }
+    ) async throws(VeneerError) -> SnapshotRecord {
         try await write { db, batch in
-            let record = try Self.fetch(db, key: key)
+            let record = try Self.fetch(db, SnapshotName(namespace, key))
             var children: [String] = []
             var childCount = 0
             if let record {
@@ -106,11 +108,11 @@ extension SnapshotStore {
 
     /// Replaces the labels of `key` with `transform(current)` and bumps `updated`.
     public func updateLabels(
-        _ key: String, at time: Timestamp,
+        _ key: String, in namespace: Namespace = .default, at time: Timestamp,
         transform: @escaping @Sendable ([String: String]) throws -> [String: String]
     ) async throws(VeneerError) -> SnapshotRecord {
         try await write { db, batch in
-            guard var record = try Self.fetch(db, key: key) else { throw Lifecycle.notFound(key) }
+            guard var record = try Self.fetch(db, SnapshotName(namespace, key)) else { throw Lifecycle.notFound(key) }
             let labels = try transform(record.labels)
             try db.cachedStatement(
                 sql: "UPDATE snapshots SET labels = ?, updated = ? WHERE id = ?"

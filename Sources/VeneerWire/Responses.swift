@@ -88,7 +88,12 @@ public struct StatusResponse: Sendable, Equatable, Codable {
     /// File system type of the state root (`ext4`, `xfs`, `btrfs`, ...).
     public var rootFilesystem: String
     public var socket: String
+    /// The gRPC socket containerd connects to; nil when it is disabled.
+    public var grpcSocket: String?
+    /// Snapshots of every namespace.
     public var snapshots: KindCounts
+    /// Snapshots of each namespace that has any, by name.
+    public var namespaces: [String: KindCounts]
     /// Live mounts the daemon made.
     public var mounts: Int
     /// Largest number of lower layers a prepare or view may stack.
@@ -99,14 +104,17 @@ public struct StatusResponse: Sendable, Equatable, Codable {
     public var uptimeSeconds: Double
 
     public init(
-        version: String, root: String, rootFilesystem: String, socket: String, snapshots: KindCounts,
-        mounts: Int, maxDepth: Int, deepestChain: Int, overlay: OverlayFeatureReport, uptimeSeconds: Double
+        version: String, root: String, rootFilesystem: String, socket: String, grpcSocket: String?,
+        snapshots: KindCounts, namespaces: [String: KindCounts], mounts: Int, maxDepth: Int, deepestChain: Int,
+        overlay: OverlayFeatureReport, uptimeSeconds: Double
     ) {
         self.version = version
         self.root = root
         self.rootFilesystem = rootFilesystem
         self.socket = socket
+        self.grpcSocket = grpcSocket
         self.snapshots = snapshots
+        self.namespaces = namespaces
         self.mounts = mounts
         self.maxDepth = maxDepth
         self.deepestChain = deepestChain
@@ -115,11 +123,29 @@ public struct StatusResponse: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, root, socket, snapshots, mounts, overlay
+        case version, root, socket, snapshots, namespaces, mounts, overlay
         case rootFilesystem = "root_filesystem"
+        case grpcSocket = "grpc_socket"
         case maxDepth = "max_depth"
         case deepestChain = "deepest_chain"
         case uptimeSeconds = "uptime_seconds"
+    }
+
+    /// Every field is written, `grpc_socket` as null when the socket is disabled.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(version, forKey: .version)
+        try c.encode(root, forKey: .root)
+        try c.encode(rootFilesystem, forKey: .rootFilesystem)
+        try c.encode(socket, forKey: .socket)
+        try c.encode(grpcSocket, forKey: .grpcSocket)
+        try c.encode(snapshots, forKey: .snapshots)
+        try c.encode(namespaces, forKey: .namespaces)
+        try c.encode(mounts, forKey: .mounts)
+        try c.encode(maxDepth, forKey: .maxDepth)
+        try c.encode(deepestChain, forKey: .deepestChain)
+        try c.encode(overlay, forKey: .overlay)
+        try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
     }
 }
 

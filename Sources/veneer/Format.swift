@@ -91,6 +91,11 @@ enum Format {
         ])
     }
 
+    /// `12 (3 active, 1 view, 8 committed)`.
+    static func kinds(_ counts: KindCounts) -> String {
+        "\(counts.total) (\(counts.active) active, \(counts.view) view, \(counts.committed) committed)"
+    }
+
     static func status(_ status: StatusResponse) -> String {
         let counts = status.snapshots
         let overlay = status.overlay
@@ -99,11 +104,14 @@ enum Format {
         return fields([
             ("Version", [status.version]),
             ("Socket", [status.socket]),
+            ("gRPC socket", [status.grpcSocket ?? "off"]),
             ("Root", [status.root]),
             ("Root file system", [status.rootFilesystem]),
+            ("Snapshots", [kinds(counts)]),
             (
-                "Snapshots",
-                ["\(counts.total) (\(counts.active) active, \(counts.view) view, \(counts.committed) committed)"]
+                "Namespaces",
+                status.namespaces.isEmpty
+                    ? ["none"] : status.namespaces.sorted { $0.key < $1.key }.map { "\(display($0.key)): \(kinds($0.value))" }
             ),
             ("Mounts", [String(status.mounts)]),
             ("Max depth", [String(status.maxDepth)]),

@@ -10,8 +10,10 @@ struct Veneer: AsyncParsableCommand {
         abstract: "Manage the snapshots and mounts of veneerd, the container root file system snapshotter.",
         discussion: """
             The daemon's socket is taken from --socket, else from the VENEER_SOCKET environment \
-            variable, else \(VeneerClient.defaultSocketPath). With --json, every command prints the \
-            daemon's answer as JSON instead of text for people.
+            variable, else \(VeneerClient.defaultSocketPath). Snapshot commands work in the \
+            default namespace unless --namespace names another (snapshots containerd made are in \
+            "containerd"). With --json, every command prints the daemon's answer as JSON instead \
+            of text for people.
             """,
         subcommands: [
             PrepareCommand.self, ViewCommand.self, CommitCommand.self, RemoveCommand.self,
@@ -53,6 +55,15 @@ struct GlobalOptions: ParsableArguments {
             valueName: "path"))
     var socket: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The namespace of the snapshots (default: $\(GlobalOptions.namespaceVariable), else \"default\"; containerd's are in \"containerd\").",
+            valueName: "name"))
+    var namespace: String?
+
+    static let namespaceVariable = "VENEER_NAMESPACE"
+
     @Flag(name: .long, help: "Print the daemon's answer as JSON (pretty, keys sorted).")
     var json = false
 
@@ -64,8 +75,17 @@ struct GlobalOptions: ParsableArguments {
         return VeneerClient.defaultSocketPath
     }
 
+    /// The namespace named by --namespace or $VENEER_NAMESPACE, nil for the default one.
+    var namespaceName: String? {
+        if let namespace { return namespace }
+        if let fromEnvironment = ProcessInfo.processInfo.environment[Self.namespaceVariable], !fromEnvironment.isEmpty {
+            return fromEnvironment
+        }
+        return nil
+    }
+
     func client() -> VeneerClient {
-        VeneerClient(socketPath: socketPath)
+        VeneerClient(socketPath: socketPath, namespace: namespaceName)
     }
 
     /// Runs a request; a failure is reported on standard error and ends the command with status 1.

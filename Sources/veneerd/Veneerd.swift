@@ -24,6 +24,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "API socket path (default \(DaemonConfiguration.defaultSocket)).")
     var socket: String?
 
+    @Option(
+        help: "containerd's gRPC socket path (default grpc.sock beside the API socket; \"\" serves no gRPC).")
+    var grpcSocket: String?
+
     @Option(help: "Configuration file in TOML (default \(DaemonConfiguration.defaultConfigFile), optional).")
     var config: String?
 
@@ -41,7 +45,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let overrides = DaemonConfiguration.Overrides(
-            root: root, socket: socket, logLevel: logLevel, idleTimeout: idleTimeout, readTimeout: readTimeout,
+            root: root, socket: socket, grpcSocket: grpcSocket, logLevel: logLevel, idleTimeout: idleTimeout, readTimeout: readTimeout,
             maxConnections: maxConnections)
         let configuration: DaemonConfiguration
         do {

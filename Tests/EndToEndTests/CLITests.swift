@@ -15,6 +15,7 @@ import Glibc
 func toolEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
     var environment = ProcessInfo.processInfo.environment
     environment["VENEER_SOCKET"] = nil
+    environment["VENEER_NAMESPACE"] = nil
     environment.merge(extra) { $1 }
     return environment
 }
@@ -165,6 +166,8 @@ struct CLITests {
             let status = fields(try await succeeding(daemon, ["status"]))
             #expect(status["Version"] == [Veneer.version])
             #expect(status["Socket"] == [daemon.socket])
+            #expect(status["gRPC socket"] == [daemon.grpcSocket])
+            #expect(status["Namespaces"] == ["default: 3 (1 active, 1 view, 1 committed)"])
             #expect(status["Root"] == [daemon.root])
             #expect(status["Snapshots"] == ["3 (1 active, 1 view, 1 committed)"])
             #expect(status["Uptime"]?.first?.hasSuffix("s") == true)
@@ -231,6 +234,37 @@ struct CLITests {
             let after = try await runTool(BuildProducts.veneer, ["status", "--socket", daemon.socket, "--json"])
             try #require(after.succeeded, "\(after)")
             #expect(try JSONDecoder().decode(StatusResponse.self, from: Data(after.stdout.utf8)).socket == daemon.socket)
+        }
+    }
+
+    @Test("--namespace (or VENEER_NAMESPACE) names the namespace; without it the CLI sees only the default one")
+    func namespaces() async throws {
+        try await withDaemon { daemon in
+            let containerd = VeneerClient(socketPath: daemon.socket, namespace: "containerd")
+            _ = try await containerd.prepare(PrepareRequest(key: "default/1/k"))
+            _ = try await daemon.client.prepare(PrepareRequest(key: "mine"))
+
+            let theirs = try await json(ListResponse.self, daemon, ["ls", "--namespace", "containerd"]).snapshots
+            #expect(theirs.map(\.key) == ["default/1/k"])
+            let mine = try await json(ListResponse.self, daemon, ["ls"]).snapshots
+            #expect(mine.map(\.key) == ["mine"])
+            let fromEnvironment = try await runTool(
+                BuildProducts.veneer, ["--socket", daemon.socket, "ls", "--json"],
+                environment: toolEnvironment(["VENEER_NAMESPACE": "containerd"]))
+            try #require(fromEnvironment.succeeded, "\(fromEnvironment)")
+            #expect(try JSONDecoder().decode(ListResponse.self, from: Data(fromEnvironment.stdout.utf8)).snapshots.map(\.key) == ["default/1/k"])
+
+            let info = fields(try await succeeding(daemon, ["info", "default/1/k", "--namespace", "containerd"]))
+            #expect(info["Kind"] == ["active"])
+            let missing = try await veneer(daemon, ["info", "default/1/k"])
+            #expect(missing.failedCleanly && missing.stderr.contains("not_found"), "\(missing)")
+            #expect(try await succeeding(daemon, ["--namespace", "containerd", "rm", "default/1/k"]) == "")
+            #expect(try await containerd.list().isEmpty)
+            #expect(try await daemon.client.list().map(\.key) == ["mine"])
+
+            let bad = try await veneer(daemon, ["ls", "--namespace", "no/such"])
+            #expect(bad.failedCleanly && bad.stderr.contains("invalid_argument"), "\(bad)")
+            #expect(bad.stderr.contains("namespace"), "\(bad)")
         }
     }
 

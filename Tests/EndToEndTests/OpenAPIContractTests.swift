@@ -215,14 +215,21 @@ import VeneerWire
 
     @Test func statusAllowsNewFieldsOnlyAtItsTopLevel() {
         let status = """
-            {"version":"0.1.0","root":"/var/lib/veneer","socket":"/run/veneer/veneer.sock",
-             "snapshots":{"active":1,"view":0,"committed":2},"uptime_seconds":1.5%@}
+            {"version":"0.1.0","root":"/var/lib/veneer","socket":"/run/veneer/veneer.sock","grpc_socket":null,
+             "snapshots":{"active":1,"view":0,"committed":2},"uptime_seconds":1.5,
+             "namespaces":{"default":{"active":1,"view":0,"committed":2}}%@}
             """
         #expect(violations("GET", "/v1/status", 200, status.replacingOccurrences(of: "%@", with: "")) == nil)
         #expect(violations("GET", "/v1/status", 200, status.replacingOccurrences(of: "%@", with: #","pid":12"#)) == nil)
         let extraCount = status.replacingOccurrences(of: "%@", with: "")
             .replacingOccurrences(of: #""committed":2"#, with: #""committed":2,"total":3"#)
-        #expect(violations("GET", "/v1/status", 200, extraCount)?.first?.hasPrefix("$.snapshots.total:") == true)
+        #expect(violations("GET", "/v1/status", 200, extraCount)?.contains { $0.hasPrefix("$.snapshots.total:") } == true)
+        let badNamespaceCount = status.replacingOccurrences(of: "%@", with: "")
+            .replacingOccurrences(of: #""default":{"active":1"#, with: #""default":{"active":"1""#)
+        #expect(violations("GET", "/v1/status", 200, badNamespaceCount)?.first?.hasPrefix("$.namespaces.default.active:") == true)
+        let withSocket = status.replacingOccurrences(of: "%@", with: "")
+            .replacingOccurrences(of: #""grpc_socket":null"#, with: #""grpc_socket":"/run/veneer/grpc.sock""#)
+        #expect(violations("GET", "/v1/status", 200, withSocket) == nil)
     }
 
     @Test func everyExampleInTheContractPasses() throws {

@@ -99,8 +99,9 @@ struct SystemdNotifyTests {
     @Test func listenFDsNeedsThisProcessInListenPID() throws {
         try SystemdEnvironment.with(["LISTEN_PID": nil, "LISTEN_FDS": nil]) {
             #expect(Systemd.listenFDs().isEmpty)
-            let activated = try Systemd.activatedSocket()
-            #expect(activated == nil)
+            #expect(Systemd.listenFDsWithNames().isEmpty)
+            let activated = try Systemd.activatedSockets()
+            #expect(activated == Systemd.ActivatedSockets())
         }
         try SystemdEnvironment.with(["LISTEN_PID": String(getpid() + 1), "LISTEN_FDS": "1"]) {
             #expect(Systemd.listenFDs().isEmpty)
@@ -127,6 +128,18 @@ struct SystemdNotifyTests {
             try SystemdEnvironment.with(["LISTEN_PID": String(getpid()), "LISTEN_FDS": "2"]) {
                 #expect(Systemd.listenFDs() == [3, 4])
             }
+            try SystemdEnvironment.with([
+                "LISTEN_PID": String(getpid()), "LISTEN_FDS": "2", "LISTEN_FDNAMES": "api:grpc",
+            ]) {
+                let named = Systemd.listenFDsWithNames()
+                #expect(named.map(\.fd) == [3, 4])
+                #expect(named.map(\.name) == ["api", "grpc"])
+            }
+            try SystemdEnvironment.with([
+                "LISTEN_PID": String(getpid()), "LISTEN_FDS": "1", "LISTEN_FDNAMES": nil,
+            ]) {
+                #expect(Systemd.listenFDsWithNames().map(\.name) == ["unknown"])
+            }
         }
     }
 
@@ -134,14 +147,14 @@ struct SystemdNotifyTests {
         try SystemdSockets.withDescriptorsOpen(through: 4) {
             // Descriptor 3 is no listening Unix stream socket in a test process.
             try #require(!Systemd.isListeningUnixStreamSocket(3))
-            try SystemdEnvironment.with(["LISTEN_PID": String(getpid()), "LISTEN_FDS": "1"]) {
+            try SystemdEnvironment.with(["LISTEN_PID": String(getpid()), "LISTEN_FDS": "1", "LISTEN_FDNAMES": nil]) {
                 #expect(throws: Systemd.ActivationError.notUnixStreamListener(3)) {
-                    try Systemd.activatedSocket()
+                    try Systemd.activatedSockets()
                 }
             }
-            try SystemdEnvironment.with(["LISTEN_PID": String(getpid()), "LISTEN_FDS": "2"]) {
-                #expect(throws: Systemd.ActivationError.tooManySockets(2)) {
-                    try Systemd.activatedSocket()
+            try SystemdEnvironment.with(["LISTEN_PID": String(getpid()), "LISTEN_FDS": "2", "LISTEN_FDNAMES": nil]) {
+                #expect(throws: Systemd.ActivationError.tooManySockets(socket: "API", count: 2)) {
+                    try Systemd.activatedSockets()
                 }
             }
         }
@@ -168,6 +181,8 @@ struct SystemdHelperTests {
         let directory = try TemporaryDirectory(prefix: "veneer-sd")
         let listening = try SystemdSockets.unixStream(directory.path + "/a.sock", listening: true)
         defer { close(listening) }
+        let listening2 = try SystemdSockets.unixStream(directory.path + "/c.sock", listening: true)
+        defer { close(listening2) }
         let bound = try SystemdSockets.unixStream(directory.path + "/b.sock", listening: false)
         defer { close(bound) }
         let datagram = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -180,15 +195,25 @@ struct SystemdHelperTests {
         #expect(!Systemd.isListeningUnixStreamSocket(file))
         #expect(!Systemd.isListeningUnixStreamSocket(-1))
 
-        let none = try Systemd.activatedSocket(from: [])
-        #expect(none == nil)
-        let one = try Systemd.activatedSocket(from: [listening])
-        #expect(one == listening)
-        #expect(throws: Systemd.ActivationError.tooManySockets(2)) {
-            try Systemd.activatedSocket(from: [listening, listening])
+        let none = try Systemd.activatedSockets(from: [])
+        #expect(none == Systemd.ActivatedSockets())
+        let one = try Systemd.activatedSockets(from: [(listening, "veneerd.socket")])
+        #expect(one == Systemd.ActivatedSockets(api: listening))
+        let both = try Systemd.activatedSockets(from: [(listening, "grpc"), (listening2, "api")])
+        #expect(both == Systemd.ActivatedSockets(api: listening2, grpc: listening))
+        let grpcOnly = try Systemd.activatedSockets(from: [(listening, "grpc")])
+        #expect(grpcOnly == Systemd.ActivatedSockets(grpc: listening))
+        #expect(throws: Systemd.ActivationError.tooManySockets(socket: "API", count: 2)) {
+            try Systemd.activatedSockets(from: [(listening, "unknown"), (listening2, "unknown")])
+        }
+        #expect(throws: Systemd.ActivationError.tooManySockets(socket: "gRPC", count: 2)) {
+            try Systemd.activatedSockets(from: [(listening, "grpc"), (listening2, "grpc")])
         }
         #expect(throws: Systemd.ActivationError.notUnixStreamListener(bound)) {
-            try Systemd.activatedSocket(from: [bound])
+            try Systemd.activatedSockets(from: [(bound, "unknown")])
+        }
+        #expect(throws: Systemd.ActivationError.notUnixStreamListener(bound)) {
+            try Systemd.activatedSockets(from: [(listening, "api"), (bound, "grpc")])
         }
     }
 

@@ -60,6 +60,8 @@ public final class Daemon: @unchecked Sendable {
     public let temp: TemporaryDirectory
     public let root: String
     public let socket: String
+    /// Where the daemon serves containerd's gRPC API: beside the API socket, its default.
+    public let grpcSocket: String
     public private(set) var process: Process?
     public private(set) var logPath: String
     public let extraArguments: [String]
@@ -72,6 +74,7 @@ public final class Daemon: @unchecked Sendable {
         temp = try TemporaryDirectory()
         root = temp.path + "/" + rootName
         socket = temp.path + "/veneer.sock"
+        grpcSocket = temp.path + "/grpc.sock"
         logPath = temp.path + "/veneerd.log"
         extraArguments = arguments
         if start { try await self.start() }

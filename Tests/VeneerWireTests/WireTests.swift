@@ -108,8 +108,10 @@ struct ResponseBodyTests {
     @Test func snakeCaseFields() throws {
         #expect(try encodeSorted(CleanupResponse(removed: 2, reclaimedBytes: 4096)) == #"{"reclaimed_bytes":4096,"removed":2}"#)
         let status = StatusResponse(
-            version: "1.0", root: "/r", rootFilesystem: "ext4", socket: "/s",
-            snapshots: KindCounts(active: 1, view: 2, committed: 3), mounts: 4, maxDepth: 500, deepestChain: 7,
+            version: "1.0", root: "/r", rootFilesystem: "ext4", socket: "/s", grpcSocket: "/g",
+            snapshots: KindCounts(active: 1, view: 2, committed: 3),
+            namespaces: ["default": KindCounts(active: 1, view: 2, committed: 1), "containerd": KindCounts(committed: 2)],
+            mounts: 4, maxDepth: 500, deepestChain: 7,
             overlay: OverlayFeatureReport(
                 newMountAPI: true, index: false, metacopy: false, redirectDir: true, userxattr: true, dType: true),
             uptimeSeconds: 1.5)
@@ -122,8 +124,15 @@ struct ResponseBodyTests {
         #expect(json.contains(#""redirect_dir":true"#), "\(json)")
         #expect(json.contains(#""d_type":true"#), "\(json)")
         #expect(json.contains(#""snapshots":{"active":1,"committed":3,"view":2}"#), "\(json)")
+        #expect(json.contains(#""grpc_socket":"/g""#), "\(json)")
+        #expect(json.contains(#""containerd":{"active":0,"committed":2,"view":0}"#), "\(json)")
         #expect(try decode(StatusResponse.self, json) == status)
         #expect(status.snapshots.total == 6)
+        var off = status
+        off.grpcSocket = nil
+        let offJSON = try encodeSorted(off)
+        #expect(offJSON.contains(#""grpc_socket":null"#), "\(offJSON)")
+        #expect(try decode(StatusResponse.self, offJSON) == off)
     }
 
     @Test func errorBodyShape() throws {

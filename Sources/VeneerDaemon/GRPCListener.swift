@@ -1,0 +1,64 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+import VeneerCore
+import VeneerGRPC
+import VeneerOS
+import VeneerService
+
+/// containerd's snapshots API on its Unix socket (HTTP/2, plaintext): the socket
+/// systemd passed, or one bound here (mode 0660, like the API's). Runs until the
+/// daemon's graceful shutdown, which lets RPCs in progress finish.
+final class GRPCListener: Service, Sendable {
+    /// Where the socket is, for status and logs.
+    let path: String
+    /// Whether this daemon bound the socket file, and so removes it when it stops.
+    let ownsSocketFile: Bool
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+
+    private init(path: String, ownsSocketFile: Bool, server: GRPCServer<HTTP2ServerTransport.Posix>) {
+        self.path = path
+        self.ownsSocketFile = ownsSocketFile
+        self.server = server
+    }
+
+    /// The listener on `passed` (a socket systemd passed) or on a socket bound at
+    /// `configured`; nil when there is neither (gRPC is disabled).
+    static func open(
+        passed: Int32?, configured: String?, snapshotter: Snapshotter, logger: Logger
+    ) throws(StartupError) -> GRPCListener? {
+        let descriptor: Int32
+        let path: String
+        if let passed {
+            descriptor = passed
+            path = UnixSocket.boundPath(passed) ?? configured ?? "(passed by systemd)"
+        } else if let configured {
+            do {
+                descriptor = try UnixSocket.bindListening(path: configured, mode: 0o660)
+            } catch {
+                throw .unusablePath("cannot listen on the gRPC socket \(configured): \(error)")
+            }
+            path = configured
+        } else {
+            return nil
+        }
+        let transport = HTTP2ServerTransport.Posix(
+            listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext)
+        let server = GRPCServer(transport: transport, services: [SnapshotsService(snapshotter: snapshotter)])
+        return GRPCListener(path: path, ownsSocketFile: passed == nil, server: server)
+    }
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve()
+        } onGracefulShutdown: {
+            self.server.beginGracefulShutdown()
+        }
+    }
+
+    /// Removes the socket file this daemon bound; one systemd passed stays.
+    func removeSocketFile() {
+        if ownsSocketFile { _ = try? FileSystem.removeTree(path) }
+    }
+}
