@@ -244,6 +244,7 @@ let package = Package(
                 "VeneerTestSupport", "VeneerCore", "VeneerJSON", "VeneerWire", "VeneerClient", "VeneerOS",
                 .product(name: "Yams", package: "Yams"),
             ],
+            exclude: ["Support/make-oci-image.py"],
             swiftSettings: strict
         ),
     ]
