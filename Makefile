@@ -113,14 +113,14 @@ install: release
 	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSCONFDIR)/veneer" && \
 	install -m 0755 "$$bin/veneerd" "$$bin/veneer" "$(DESTDIR)$(PREFIX)/bin/" && \
 	sed 's|/usr/local/bin/veneerd|$(PREFIX)/bin/veneerd|' systemd/veneerd.service > "$(DESTDIR)$(UNITDIR)/veneerd.service" && \
-	install -m 0644 systemd/veneerd.socket "$(DESTDIR)$(UNITDIR)/veneerd.socket" && \
+	install -m 0644 systemd/veneerd.socket systemd/veneerd-grpc.socket "$(DESTDIR)$(UNITDIR)/" && \
 	chmod 0644 "$(DESTDIR)$(UNITDIR)/veneerd.service" && \
 	if [ -e "$(DESTDIR)$(SYSCONFDIR)/veneer/veneerd.toml" ]; then \
 	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/veneer/veneerd.toml"; \
 	else \
 	    install -m 0644 systemd/veneerd.toml.example "$(DESTDIR)$(SYSCONFDIR)/veneer/veneerd.toml"; \
 	fi
-	@echo "installed; enable with: systemctl daemon-reload && systemctl enable --now veneerd.socket"
+	@echo "installed; enable with: systemctl daemon-reload && systemctl enable --now veneerd.socket veneerd-grpc.socket"
 
 clean:
 	rm -rf .build $(FUZZ_VENV) $(PROTO_BUILD)

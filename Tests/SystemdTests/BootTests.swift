@@ -41,7 +41,7 @@ struct BootTests {
             try await machine.installVeneer()
             let verify = try await machine.exec([
                 "systemd-analyze", "verify", "/etc/systemd/system/veneerd.socket",
-                "/etc/systemd/system/veneerd.service",
+                "/etc/systemd/system/veneerd-grpc.socket", "/etc/systemd/system/veneerd.service",
             ])
             #expect(verify.succeeded && verify.stderr.isEmpty, "\(verify)")
         } catch {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeneerClient
 import VeneerCore
+import VeneerOS
 import VeneerWire
 
 #if canImport(Glibc)
@@ -71,6 +72,45 @@ struct ServiceTests {
                 updated.accepted,
                 "StatusText after an unmount: \(updated.values) after \(ContinuousClock.now - changed); expected \(quoted(afterUnmount))"
             )
+        }
+    }
+
+    @Test(
+        "socket activation by containerd's gRPC socket: a connection to it starts veneerd, which serves HTTP/2 on the descriptor systemd passed and reports it",
+        .timeLimit(.minutes(2)))
+    func grpcSocketActivation() async throws {
+        try await withVeneerMachine(configuration: Self.infoConfiguration) { machine in
+            try await machine.run(["systemctl", "start", ServicePaths.socketUnit, ServicePaths.grpcSocketUnit])
+            let grpcUnit = try await machine.show(ServicePaths.grpcSocketUnit, ["ActiveState", "SubState"])
+            #expect(grpcUnit == ["ActiveState": "active", "SubState": "listening"])
+            let inode = try #require(machine.socketInode(ServicePaths.grpcSocket))
+            let idle = try await machine.show(ServicePaths.service, ["ActiveState"])
+            #expect(idle == ["ActiveState": "inactive"])
+
+            // containerd's first bytes on an HTTP/2 connection: the client preface and an
+            // empty SETTINGS frame. The server's first frame is its own SETTINGS.
+            let path = machine.hostPath(ServicePaths.grpcSocket)
+            let firstFrame = try await withTimeout(.seconds(60), "an HTTP/2 exchange on the gRPC socket") {
+                try await Task.detached { () throws -> [UInt8] in
+                    let connection = try UnixStreamConnection(path: path)
+                    try connection.setReadTimeout(seconds: 50)
+                    try connection.writeAll(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0])
+                    var frame: [UInt8] = []
+                    while frame.count < 9 {
+                        var chunk: [UInt8] = []
+                        try connection.read(into: &chunk, max: 9 - frame.count)
+                        if chunk.isEmpty { break }
+                        frame += chunk
+                    }
+                    return frame
+                }.value
+            }
+            #expect(firstFrame.count == 9 && firstFrame[3] == 4, "not an HTTP/2 SETTINGS frame: \(firstFrame)")
+            try await machine.waitUntilServiceRunning()
+            let status = try await machine.client.status()
+            #expect(status.grpcSocket == ServicePaths.grpcSocket)
+            // The daemon served systemd's socket rather than binding one of its own.
+            #expect(machine.socketInode(ServicePaths.grpcSocket) == inode)
         }
     }
 

@@ -16,6 +16,8 @@ enum ServicePaths {
     static let dropInDirectory = "/etc/systemd/system/veneerd.service.d"
     static let service = "veneerd.service"
     static let socketUnit = "veneerd.socket"
+    static let grpcSocket = "/run/veneer/grpc.sock"
+    static let grpcSocketUnit = "veneerd-grpc.socket"
 }
 
 /// Boots a machine, installs veneerd with the units from `systemd/`, the configuration

@@ -250,7 +250,7 @@ final class SystemdMachine: @unchecked Sendable {
     /// /etc/veneer/veneerd.toml, then reloads systemd.
     func installVeneer() async throws {
         try install(BuildProducts.veneerd, at: "/usr/local/bin/veneerd", mode: 0o755)
-        for unit in ["veneerd.service", "veneerd.socket"] {
+        for unit in ["veneerd.service", "veneerd.socket", "veneerd-grpc.socket"] {
             try install(BuildProducts.packageRoot.path + "/systemd/" + unit, at: "/etc/systemd/system/" + unit)
         }
         try install(BuildProducts.packageRoot.path + "/systemd/veneerd.toml.example", at: "/etc/veneer/veneerd.toml")
