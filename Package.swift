@@ -152,7 +152,10 @@ let package = Package(
         .executableTarget(
             name: "veneer-bench",
             dependencies: [
-                "VeneerCore", "VeneerWire", "VeneerOS", "VeneerOSBaseline",
+                "VeneerCore", "VeneerWire", "VeneerOS", "VeneerOSBaseline", "ContainerdAPI", "VeneerDaemon",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

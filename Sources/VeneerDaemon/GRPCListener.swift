@@ -43,8 +43,16 @@ final class GRPCListener: Service, Sendable {
         } else {
             return nil
         }
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        // containerd's pings are answered before they reach the HTTP/2 handler, which
+        // would take them for a flood (see PingAnswerer).
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(PingAnswerer(side: .server), position: .first)
+            }
+        }
         let transport = HTTP2ServerTransport.Posix(
-            listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext)
+            listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext, config: config)
         let server = GRPCServer(transport: transport, services: [SnapshotsService(snapshotter: snapshotter)])
         return GRPCListener(path: path, ownsSocketFile: passed == nil, server: server)
     }

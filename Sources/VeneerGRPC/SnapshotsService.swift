@@ -25,23 +25,27 @@ public struct SnapshotsService: Containerd_Services_Snapshots_V1_Snapshots.Simpl
     public func prepare(
         request: Containerd_Services_Snapshots_V1_PrepareSnapshotRequest, context: ServerContext
     ) async throws -> Containerd_Services_Snapshots_V1_PrepareSnapshotResponse {
-        let (_, mounts) = try await snapshotter.prepare(
-            key: request.key, parent: Self.parent(request.parent), kind: .active, labels: request.labels,
-            in: namespace)
         var response = Containerd_Services_Snapshots_V1_PrepareSnapshotResponse()
-        response.mounts = mounts.map(Containerd_Types_Mount.init)
+        response.mounts = try await prepared(.active, key: request.key, parent: request.parent, labels: request.labels)
         return response
     }
 
     public func view(
         request: Containerd_Services_Snapshots_V1_ViewSnapshotRequest, context: ServerContext
     ) async throws -> Containerd_Services_Snapshots_V1_ViewSnapshotResponse {
-        let (_, mounts) = try await snapshotter.prepare(
-            key: request.key, parent: Self.parent(request.parent), kind: .view, labels: request.labels,
-            in: namespace)
         var response = Containerd_Services_Snapshots_V1_ViewSnapshotResponse()
-        response.mounts = mounts.map(Containerd_Types_Mount.init)
+        response.mounts = try await prepared(.view, key: request.key, parent: request.parent, labels: request.labels)
         return response
+    }
+
+    /// Prepare and View: the new snapshot's mounts. containerd sends an empty parent for
+    /// a snapshot without one.
+    private func prepared(
+        _ kind: SnapshotKind, key: String, parent: String, labels: [String: String]
+    ) async throws(VeneerError) -> [Containerd_Types_Mount] {
+        let (_, mounts) = try await snapshotter.prepare(
+            key: key, parent: parent.isEmpty ? nil : parent, kind: kind, labels: labels, in: namespace)
+        return mounts.map(Containerd_Types_Mount.init)
     }
 
     public func mounts(
@@ -116,10 +120,5 @@ public struct SnapshotsService: Containerd_Services_Snapshots_V1_Snapshots.Simpl
     ) async throws -> Google_Protobuf_Empty {
         _ = try await snapshotter.cleanup()
         return Google_Protobuf_Empty()
-    }
-
-    /// containerd sends an empty parent for a snapshot without one.
-    static func parent(_ text: String) -> String? {
-        text.isEmpty ? nil : text
     }
 }

@@ -31,8 +31,15 @@ struct VeneerBench: ParsableCommand {
     @Option(help: "Snapshots present for the list phase.")
     var listSize: Int = 10_000
 
-    @Option(help: "Phases to run: cycles, stat, list, api (those three), mounts (mount latency by depth), or all.")
+    @Option(
+        help: "Phases to run: cycles, stat, list, api (those three), mounts (mount latency by depth), all, or containerd (the gRPC workload through containerd and straight at Veneer; not part of all).")
     var phase: String = "all"
+
+    @Option(help: "containerd binary for the containerd phase.")
+    var containerd: String = "/usr/bin/containerd"
+
+    @Option(help: "Rounds of the containerd phase; its targets take turns in each.")
+    var rounds: Int = 3
 
     /// Makes this run's keys unique, so runs can share one daemon.
     var runTag: String { "\(getpid())" }
@@ -44,6 +51,10 @@ struct VeneerBench: ParsableCommand {
     var depths: String = "1,128,500"
 
     func run() throws {
+        if phase == "containerd" {
+            try runContainerdPhase()
+            return
+        }
         var daemon: Process?
         var root: String?
         let socketPath: String
@@ -89,6 +100,34 @@ struct VeneerBench: ParsableCommand {
             let scratch = root ?? (tmp + "/veneer-bench-mnt.\(getpid())")
             try mountLatency(socketPath, scratch: scratch)
         }
+    }
+
+    /// The containerd phase, on a scratch directory of its own; see ``ContainerdBench``.
+    private func runContainerdPhase() throws {
+        let scratch = tmp + "/veneer-bench-containerd.\(getpid())"
+        let bench = ContainerdBench(
+            veneerd: veneerd ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/veneerd"),
+            containerd: containerd, scratch: scratch, clients: clients, seconds: seconds, rounds: rounds)
+        let outcome = Results(count: 1)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do {
+                try await bench.run()
+                outcome.set(0, .success([]))
+            } catch {
+                outcome.set(0, .failure(error))
+            }
+            done.signal()
+        }
+        done.wait()
+        do {
+            _ = try outcome.all()
+        } catch {
+            // The logs of both daemons stay for a look.
+            print("veneer-bench: the containerd phase failed; logs in \(scratch)/veneer/veneerd.log and \(scratch)/containerd/containerd.log")
+            throw error
+        }
+        try? FileManager.default.removeItem(atPath: scratch)
     }
 
     /// Mount latency through the API (POST /v1/mounts) beside the bare system calls

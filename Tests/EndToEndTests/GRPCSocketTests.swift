@@ -10,24 +10,6 @@ import VeneerWire
 import Glibc
 #endif
 
-/// The first frame the server sends on an HTTP/2 connection to `path`, after the
-/// client preface and an empty SETTINGS frame (what containerd's gRPC client sends).
-func http2FirstFrame(_ path: String) async throws -> [UInt8] {
-    try await Task.detached { () throws -> [UInt8] in
-        let connection = try UnixStreamConnection(path: path)
-        try connection.setReadTimeout(seconds: 10)
-        try connection.writeAll(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0])
-        var frame: [UInt8] = []
-        while frame.count < 9 {
-            var chunk: [UInt8] = []
-            try connection.read(into: &chunk, max: 9 - frame.count)
-            if chunk.isEmpty { break }
-            frame += chunk
-        }
-        return frame
-    }.value
-}
-
 @Suite("gRPC socket of veneerd", .serialized)
 struct GRPCSocketTests {
     func veneerd(_ arguments: [String]) async throws -> RunResult {
@@ -39,7 +21,7 @@ struct GRPCSocketTests {
         try await withDaemon { daemon in
             #expect(daemon.grpcSocket == daemon.temp.path + "/grpc.sock")
             #expect(try FileSystem.mode(daemon.grpcSocket) & 0o777 == 0o660)
-            let frame = try await http2FirstFrame(daemon.grpcSocket)
+            let frame = try await HTTP2Probe.firstFrame(daemon.grpcSocket)
             #expect(frame.count == 9 && frame[3] == 4, "not an HTTP/2 SETTINGS frame: \(frame)")
             #expect(try await daemon.client.status().grpcSocket == daemon.grpcSocket)
             #expect(try await daemon.stop() == 0)
@@ -66,6 +48,43 @@ struct GRPCSocketTests {
             try await withDaemon(arguments: ["--config", config, "--grpc-socket", scratch + "/flag.sock"]) { daemon async throws in
                 #expect(try await daemon.client.status().grpcSocket == scratch + "/flag.sock")
             }
+        }
+    }
+
+    @Test("a client that pings as gRPC's Go implementation does (far more than 200 PINGs in 30 s) keeps its connection, every PING answered")
+    func pingsDoNotCloseTheConnection() async throws {
+        try await withDaemon { daemon in
+            let path = daemon.grpcSocket
+            let (acks, goAway) = try await Task.detached { () throws -> (Int, Bool) in
+                let connection = try UnixStreamConnection(path: path)
+                try connection.setReadTimeout(seconds: 10)
+                var out = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]
+                for n in 0..<1000 {
+                    out += [0, 0, 8, 6, 0, 0, 0, 0, 0] + withUnsafeBytes(of: UInt64(n).bigEndian, Array.init)
+                }
+                try connection.writeAll(out)
+                // Frames back: SETTINGS, the ACK of ours, and one PING ACK for each PING.
+                var bytes: [UInt8] = []
+                var acks = 0
+                var goAway = false
+                var at = 0
+                while acks < 1000 && !goAway {
+                    var chunk: [UInt8] = []
+                    try connection.read(into: &chunk, max: 65536)
+                    if chunk.isEmpty { break }
+                    bytes += chunk
+                    while bytes.count - at >= 9 {
+                        let length = Int(bytes[at]) << 16 | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2])
+                        guard bytes.count - at >= 9 + length else { break }
+                        if bytes[at + 3] == 6 && bytes[at + 4] & 1 == 1 { acks += 1 }
+                        if bytes[at + 3] == 7 { goAway = true }
+                        at += 9 + length
+                    }
+                }
+                return (acks, goAway)
+            }.value
+            #expect(acks == 1000)
+            #expect(!goAway)
         }
     }
 
@@ -99,7 +118,7 @@ struct GRPCSocketTests {
             try await daemon.crash()
             #expect(FileSystem.entryType(daemon.grpcSocket) == .other, "SIGKILL should leave the socket file")
             try await daemon.start()
-            let frame = try await http2FirstFrame(daemon.grpcSocket)
+            let frame = try await HTTP2Probe.firstFrame(daemon.grpcSocket)
             #expect(frame.count == 9 && frame[3] == 4)
         }
     }

@@ -3,6 +3,7 @@ import Testing
 import VeneerClient
 import VeneerCore
 import VeneerOS
+import VeneerTestSupport
 import VeneerWire
 
 #if canImport(Glibc)
@@ -87,23 +88,10 @@ struct ServiceTests {
             let idle = try await machine.show(ServicePaths.service, ["ActiveState"])
             #expect(idle == ["ActiveState": "inactive"])
 
-            // containerd's first bytes on an HTTP/2 connection: the client preface and an
-            // empty SETTINGS frame. The server's first frame is its own SETTINGS.
+            // containerd's first bytes on an HTTP/2 connection; the server answers with its SETTINGS.
             let path = machine.hostPath(ServicePaths.grpcSocket)
             let firstFrame = try await withTimeout(.seconds(60), "an HTTP/2 exchange on the gRPC socket") {
-                try await Task.detached { () throws -> [UInt8] in
-                    let connection = try UnixStreamConnection(path: path)
-                    try connection.setReadTimeout(seconds: 50)
-                    try connection.writeAll(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0])
-                    var frame: [UInt8] = []
-                    while frame.count < 9 {
-                        var chunk: [UInt8] = []
-                        try connection.read(into: &chunk, max: 9 - frame.count)
-                        if chunk.isEmpty { break }
-                        frame += chunk
-                    }
-                    return frame
-                }.value
+                try await HTTP2Probe.firstFrame(path, timeoutSeconds: 50)
             }
             #expect(firstFrame.count == 9 && firstFrame[3] == 4, "not an HTTP/2 SETTINGS frame: \(firstFrame)")
             try await machine.waitUntilServiceRunning()
