@@ -11,7 +11,8 @@ import VeneerOS
 ///
 /// - containerd's own socket with its built-in `overlayfs` snapshotter;
 /// - containerd's own socket with `veneer`, Veneer as its proxy snapshotter;
-/// - Veneer's gRPC socket directly, as containerd's proxy client reaches it.
+/// - Veneer's gRPC socket directly, as containerd's proxy client reaches it (a second
+///   veneerd, which containerd's garbage collector does not see).
 ///
 /// Workloads: prepare+commit+remove cycles from concurrent clients, stats from
 /// concurrent clients, and a 16-layer chain built, topped with an active snapshot and
@@ -63,11 +64,21 @@ struct ContainerdBench {
             veneerd, ["--root", veneerRoot + "/root", "--socket", veneerRoot + "/veneer.sock", "--log-level", "warning"],
             log: veneerRoot + "/veneerd.log")
         defer { Self.stop(daemon) }
+        // The direct target has a veneerd of its own: containerd's garbage collector
+        // removes from its snapshotter whatever it does not know, snapshots made past it
+        // included.
+        let directRoot = scratch + "/veneer-direct"
+        try FileManager.default.createDirectory(atPath: directRoot, withIntermediateDirectories: true)
+        let directGRPC = directRoot + "/grpc.sock"
+        let direct = try Self.start(
+            veneerd, ["--root", directRoot + "/root", "--socket", directRoot + "/veneer.sock", "--log-level", "warning"],
+            log: directRoot + "/veneerd.log")
+        defer { Self.stop(direct) }
         let containerdProcess = try Self.start(
             containerd, ["--config", containerdRoot + "/config.toml", "--log-level", "warn"], log: containerdRoot + "/containerd.log")
         defer { Self.stop(containerdProcess) }
 
-        for (socket, process) in [(veneerGRPC, daemon), (containerdSocket, containerdProcess)] {
+        for (socket, process) in [(veneerGRPC, daemon), (directGRPC, direct), (containerdSocket, containerdProcess)] {
             let deadline = Date().addingTimeInterval(30)
             while !UnixSocket.isListening(socket) {
                 guard process.isRunning, Date() < deadline else { throw BenchError("nobody listens on \(socket)") }
@@ -78,11 +89,11 @@ struct ContainerdBench {
         let targets = [
             Target(name: "containerd + overlayfs", socket: containerdSocket, snapshotter: "overlayfs", metadata: namespace),
             Target(name: "containerd + veneer", socket: containerdSocket, snapshotter: "veneer", metadata: namespace),
-            Target(name: "veneer gRPC, direct", socket: veneerGRPC, snapshotter: "veneer", metadata: [:]),
+            Target(name: "veneer gRPC, direct", socket: directGRPC, snapshotter: "veneer", metadata: [:]),
         ]
         print("containerd phase: \(clients) clients, \(seconds) s per measurement, \(rounds) rounds, targets taking turns")
         try await withGRPCClient(transport: try Self.transport(containerdSocket)) { containerdClient in
-            try await withGRPCClient(transport: try Self.transport(veneerGRPC)) { veneerClient in
+            try await withGRPCClient(transport: try Self.transport(directGRPC)) { veneerClient in
                 let clientsByTarget = [Client(wrapping: containerdClient), Client(wrapping: containerdClient), Client(wrapping: veneerClient)]
                 for (target, client) in zip(targets, clientsByTarget) {
                     try await Self.waitUntilServing(client, target)
