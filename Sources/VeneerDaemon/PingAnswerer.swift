@@ -37,8 +37,6 @@ public final class PingAnswerer: ChannelDuplexHandler, RemovableChannelHandler {
 
     private var prefaceLeft: Int
     private var buffered: ByteBuffer?
-    /// PINGs answered so far, for tests.
-    public private(set) var answered = 0
 
     public init(side: Side) {
         prefaceLeft = side == .server ? Self.preface.count : 0
@@ -82,7 +80,6 @@ public final class PingAnswerer: ChannelDuplexHandler, RemovableChannelHandler {
             ack.writeBytes([0, 0, 8, Self.pingType, Self.ackFlag, 0, 0, 0, 0])
             if var opaque = bytes.readSlice(length: 8) { ack.writeBuffer(&opaque) }
             context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
-            answered += 1
             cursor = bytes.readerIndex
         }
         let complete = cursor - bytes.readerIndex

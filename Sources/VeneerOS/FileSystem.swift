@@ -58,12 +58,12 @@ public enum FileSystem {
         }
     }
 
-    /// Makes the entries of a directory (creations, renames, removals) durable.
     /// Swaps two paths in one step (renameat2 RENAME_EXCHANGE); neither may be missing.
     public static func exchange(_ a: String, _ b: String) throws(SystemError) {
         if veneer_rename_exchange(a, b) != 0 { throw .last("exchange", a + " and " + b) }
     }
 
+    /// Makes the entries of a directory (creations, renames, removals) durable.
     public static func syncDirectory(_ path: String) throws(SystemError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd < 0 { throw .last("open", path) }

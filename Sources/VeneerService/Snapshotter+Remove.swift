@@ -26,6 +26,11 @@ extension Snapshotter {
                     "removed snapshot; its directory waits in the trash for the next cleanup",
                     metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "id": "\(record.id)"])
                 return
+            } catch let error as SystemError where error.isNotFound {
+                // A cleanup that ran between the row's removal and the rename found the
+                // directory orphaned and deleted it already.
+                logger.info("removed snapshot", metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "id": "\(record.id)"])
+                return
             } catch {
                 // Deleted here instead; a directory left without its row is cleanup's anyway.
                 logger.warning("cannot move the directory of a removed snapshot to the trash; deleting it now",

@@ -15,11 +15,13 @@ typealias SnapshotsClient = Containerd_Services_Snapshots_V1_Snapshots.Client<HT
 
 /// Serves the adapter over HTTP/2 on a Unix socket of a fresh state root, as the daemon
 /// does, and runs `body` with a generated client connected to it.
+/// `root` puts the state root somewhere else than a fresh temporary directory.
 func withSnapshotsService(
+    root: String? = nil,
     _ body: @Sendable (_ client: SnapshotsClient, _ snapshotter: Snapshotter, _ root: String) async throws -> Void
 ) async throws {
     let tmp = try TemporaryDirectory(prefix: "veneer-grpc")
-    let root = tmp.path + "/root"
+    let root = root ?? tmp.path + "/root"
     let snapshotter = try Snapshotter(root: root, logger: TestLoggers.quiet("veneer.grpc.test"))
     let socket = tmp.path + "/grpc.sock"
     let server = GRPCServer(
