@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import VeneerCore
 import VeneerGRPC
@@ -16,11 +17,19 @@ final class GRPCListener: Service, Sendable {
     /// Whether this daemon bound the socket file, and so removes it when it stops.
     let ownsSocketFile: Bool
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    /// The one thread that serves the connections and runs the calls.
+    private let loops: MultiThreadedEventLoopGroup
+    private let executor: EventLoopTaskExecutor
 
-    private init(path: String, ownsSocketFile: Bool, server: GRPCServer<HTTP2ServerTransport.Posix>) {
+    private init(
+        path: String, ownsSocketFile: Bool, server: GRPCServer<HTTP2ServerTransport.Posix>,
+        loops: MultiThreadedEventLoopGroup
+    ) {
         self.path = path
         self.ownsSocketFile = ownsSocketFile
         self.server = server
+        self.loops = loops
+        self.executor = EventLoopTaskExecutor(loops.next())
     }
 
     /// The listener on `passed` (a socket systemd passed) or on a socket bound at
@@ -51,18 +60,23 @@ final class GRPCListener: Service, Sendable {
                 try channel.pipeline.syncOperations.addHandler(PingAnswerer(side: .server), position: .first)
             }
         }
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let transport = HTTP2ServerTransport.Posix(
-            listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext, config: config)
+            listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext, config: config,
+            eventLoopGroup: loops)
         let server = GRPCServer(transport: transport, services: [SnapshotsService(snapshotter: snapshotter)])
-        return GRPCListener(path: path, ownsSocketFile: passed == nil, server: server)
+        return GRPCListener(path: path, ownsSocketFile: passed == nil, server: server, loops: loops)
     }
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await server.serve()
+            try await withTaskExecutorPreference(executor) {
+                try await server.serve()
+            }
         } onGracefulShutdown: {
             self.server.beginGracefulShutdown()
         }
+        try? await loops.shutdownGracefully()
     }
 
     /// Removes the socket file this daemon bound; one systemd passed stays.

@@ -26,21 +26,38 @@ extension Snapshotter {
         }
         // Build the directories under a staging name first, in parallel with other
         // requests; only the rename into place happens inside the store's transaction.
-        let layout = self.layout
+        // Both on one thread that may block, which also runs the transaction when no
+        // other is running: one switch away from the caller's thread and one back.
         let parentRecord = parent.flatMap { store.record($0, in: namespace) }
         let staging = layout.staging + "/" + stagingName()
+        let new = NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: Self.now(), in: namespace)
+        let record = try await blockingOperation { () throws(VeneerError) -> SnapshotRecord in
+            try self.stageAndInsert(new, staging: staging, parentRecord: parentRecord)
+        }
+        // Renamed into place: nothing is left under the staging name.
+        forgetStaging(staging)
+        logger.info("created snapshot", metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
+        let mounts = try await mounts(of: record)
+        return (record.info, mounts)
+    }
+
+    /// Stages the directories of `new` at `staging` and inserts its row, which moves
+    /// them into place; on any failure the staging directory goes again.
+    private func stageAndInsert(
+        _ new: NewSnapshot, staging: String, parentRecord: SnapshotRecord?
+    ) throws(VeneerError) -> SnapshotRecord {
+        let layout = self.layout
+        let key = new.key
         do {
-            try await blocking {
-                try Self.stage(at: staging, kind: kind, parent: parentRecord, layout: layout)
-            }
+            try Self.stage(at: staging, kind: new.kind, parent: parentRecord, layout: layout)
         } catch {
-            await discardStaging(staging)
+            discardStaging(staging)
             // The parent was removed (or replaced) while its owner was being copied:
             // answer as if the request had come after that.
-            if let parent {
-                let current = store.record(parent, in: namespace)
+            if let parent = new.parent {
+                let current = store.record(parent, in: new.namespace)
                 if current?.id != parentRecord?.id {
-                    try Lifecycle.checkPrepare(key: key, kind: kind, existing: nil, parent: (parent, current?.kind))
+                    try Lifecycle.checkPrepare(key: key, kind: new.kind, existing: nil, parent: (parent, current?.kind))
                     throw .failedPrecondition("parent snapshot \(quoted(parent)) changed while \(quoted(key)) was being prepared; retry")
                 }
             }
@@ -49,11 +66,8 @@ extension Snapshotter {
             }
             throw .internal("cannot create the directories of snapshot \(quoted(key)): \(error)", cause: error)
         }
-        let record: SnapshotRecord
         do {
-            record = try await store.insert(
-                NewSnapshot(key: key, kind: kind, parent: parent, labels: labels, created: Self.now(), in: namespace)
-            ) { id, parentInTransaction, batch in
+            return try store.insertBlocking(new) { id, parentInTransaction, batch in
                 // The owner was copied from the parent looked up before staging; make sure
                 // the key still names that parent.
                 guard parentInTransaction?.id == parentRecord?.id else {
@@ -63,14 +77,9 @@ extension Snapshotter {
                 try Self.moveIntoPlace(staging: staging, id: id, layout: layout, batch: batch)
             }
         } catch {
-            await discardStaging(staging)
+            discardStaging(staging)
             throw error
         }
-        // Renamed into place: nothing is left under the staging name.
-        forgetStaging(staging)
-        logger.info("created snapshot", metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "kind": "\(kind.rawValue)", "id": "\(record.id)"])
-        let mounts = try await mounts(of: record)
-        return (record.info, mounts)
     }
 
     /// A staging name no other prepare uses; registered so cleanup leaves it alone.
@@ -85,8 +94,8 @@ extension Snapshotter {
 
     /// Removes what is left of a staging directory (nothing after a successful rename)
     /// and forgets its name.
-    private func discardStaging(_ path: String) async {
-        _ = try? await blocking { try FileSystem.removeTree(path) }
+    private func discardStaging(_ path: String) {
+        _ = try? FileSystem.removeTree(path)
         forgetStaging(path)
     }
 

@@ -80,7 +80,7 @@ extension Snapshotter {
             let measured = try await blocking { try FileSystem.diskUsage(fs) }
             return Usage(size: measured.bytes, inodes: measured.inodes)
         } catch {
-            throw await measurementFailed(error, record: record)
+            throw measurementFailed(error, record: record)
         }
     }
 }

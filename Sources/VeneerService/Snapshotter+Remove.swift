@@ -15,18 +15,26 @@ extension Snapshotter {
         key: String, in namespace: Namespace = .default, deferringDeletion: Bool = false
     ) async throws(VeneerError) {
         try Rules.validateKey(key)
-        if let current = store.record(key, in: namespace) { try await refuseIfSomethingIsMountedInside(current) }
-        let record = try await store.remove(key, in: namespace)
+        // The checks, the transaction (run here when no other is running) and the
+        // deletion, on one thread that may block.
+        try await blockingOperation { () throws(VeneerError) in
+            try self.removeBlocking(key: key, in: namespace, deferringDeletion: deferringDeletion)
+        }
+    }
+
+    private func removeBlocking(key: String, in namespace: Namespace, deferringDeletion: Bool) throws(VeneerError) {
+        if let current = store.record(key, in: namespace) { try refuseIfSomethingIsMountedInside(current) }
+        let record = try store.removeBlocking(key, in: namespace)
         let dir = layout.snapshotDirectory(record.id)
         if deferringDeletion {
             let trash = layout.trash + "/removed-\(record.id)"
             do {
-                try await blocking { try FileSystem.rename(dir, to: trash) }
+                try FileSystem.rename(dir, to: trash)
                 logger.info(
                     "removed snapshot; its directory waits in the trash for the next cleanup",
                     metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "id": "\(record.id)"])
                 return
-            } catch let error as SystemError where error.isNotFound {
+            } catch where error.isNotFound {
                 // A cleanup that ran between the row's removal and the rename found the
                 // directory orphaned and deleted it already.
                 logger.info("removed snapshot", metadata: ["namespace": "\(namespace)", "snapshot.key": "\(key)", "id": "\(record.id)"])
@@ -38,7 +46,7 @@ extension Snapshotter {
             }
         }
         do {
-            let kept = try await blocking { try FileSystem.removeTree(dir) }
+            let kept = try FileSystem.removeTree(dir)
             if !kept.isEmpty {
                 logger.warning(
                     "kept what is mounted inside a removed snapshot; unmount it, then clean up",
@@ -55,11 +63,11 @@ extension Snapshotter {
     /// Refuses to remove a snapshot while anything is mounted inside its directories
     /// (by someone else: the daemon's own mounts are refused by the store): deleting
     /// them would delete through that mount.
-    private func refuseIfSomethingIsMountedInside(_ record: SnapshotRecord) async throws(VeneerError) {
+    private func refuseIfSomethingIsMountedInside(_ record: SnapshotRecord) throws(VeneerError) {
         let dir = stateRoot.path + "/snapshots/\(record.id)"
         let inside: [String]
         do {
-            inside = try await blocking { try MountTable.current().map(\.target).filter { PathSafety.isLexicallyInside($0, dir) } }
+            inside = try MountTable.current().map(\.target).filter { PathSafety.isLexicallyInside($0, dir) }
         } catch {
             throw .internal("cannot read the mount table: \(error)", cause: error)
         }
@@ -71,7 +79,7 @@ extension Snapshotter {
 
     /// A measurement of `record`'s layer failed: not found when the snapshot was
     /// removed meanwhile (its directory went with it), else the failure.
-    func measurementFailed(_ error: any Error, record: SnapshotRecord) async -> VeneerError {
+    func measurementFailed(_ error: any Error, record: SnapshotRecord) -> VeneerError {
         let key = record.key
         if let current = store.record(key, in: record.namespace), current.id == record.id {
             if let error = error as? SystemError {

@@ -12,7 +12,23 @@ extension SnapshotStore {
         _ new: NewSnapshot,
         beforeCommit: @escaping @Sendable (_ id: Int64, _ parent: SnapshotRecord?, _ batch: WriteBatch) throws -> Void
     ) async throws(VeneerError) -> SnapshotRecord {
-        try await write { db, batch in
+        try await write(insertion(new, beforeCommit: beforeCommit))
+    }
+
+    /// ``insert(_:beforeCommit:)`` for a thread that may block (never one of the
+    /// cooperative pool): when no batch is running, the batch runs on this thread.
+    public func insertBlocking(
+        _ new: NewSnapshot,
+        beforeCommit: @escaping @Sendable (_ id: Int64, _ parent: SnapshotRecord?, _ batch: WriteBatch) throws -> Void
+    ) throws(VeneerError) -> SnapshotRecord {
+        try writeBlocking(durable: true, insertion(new, beforeCommit: beforeCommit))
+    }
+
+    private func insertion(
+        _ new: NewSnapshot,
+        beforeCommit: @escaping @Sendable (_ id: Int64, _ parent: SnapshotRecord?, _ batch: WriteBatch) throws -> Void
+    ) -> @Sendable (Database, WriteBatch) throws -> SnapshotRecord {
+        { db, batch in
             let existing = try Self.fetchKind(db, SnapshotName(new.namespace, new.key))
             var parent: SnapshotRecord?
             if let parentKey = new.parent {
@@ -48,7 +64,25 @@ extension SnapshotStore {
         key: String, name: String, labels: [String: String], usage: Usage, at time: Timestamp, expectedID: Int64,
         in namespace: Namespace = .default
     ) async throws(VeneerError) -> SnapshotRecord {
-        try await write { db, batch in
+        try await write(
+            committing(key: key, name: name, labels: labels, usage: usage, at: time, expectedID: expectedID, in: namespace))
+    }
+
+    /// ``commit(key:name:labels:usage:at:expectedID:in:)`` for a thread that may block.
+    public func commitBlocking(
+        key: String, name: String, labels: [String: String], usage: Usage, at time: Timestamp, expectedID: Int64,
+        in namespace: Namespace = .default
+    ) throws(VeneerError) -> SnapshotRecord {
+        try writeBlocking(
+            durable: true,
+            committing(key: key, name: name, labels: labels, usage: usage, at: time, expectedID: expectedID, in: namespace))
+    }
+
+    private func committing(
+        key: String, name: String, labels: [String: String], usage: Usage, at time: Timestamp, expectedID: Int64,
+        in namespace: Namespace
+    ) -> @Sendable (Database, WriteBatch) throws -> SnapshotRecord {
+        { db, batch in
             let nameTaken = try Self.fetchKind(db, SnapshotName(namespace, name))
             let current = try Self.fetch(db, SnapshotName(namespace, key))
             try Lifecycle.checkCommit(name: name, nameTaken: nameTaken?.kind, key: key, kind: current?.kind)
@@ -84,7 +118,21 @@ extension SnapshotStore {
         _ key: String, in namespace: Namespace = .default,
         check: @escaping @Sendable (SnapshotRecord) throws -> Void = { _ in }
     ) async throws(VeneerError) -> SnapshotRecord {
-        try await write { db, batch in
+        try await write(removal(key, in: namespace, check: check))
+    }
+
+    /// ``remove(_:in:check:)`` for a thread that may block.
+    public func removeBlocking(
+        _ key: String, in namespace: Namespace = .default,
+        check: @escaping @Sendable (SnapshotRecord) throws -> Void = { _ in }
+    ) throws(VeneerError) -> SnapshotRecord {
+        try writeBlocking(durable: true, removal(key, in: namespace, check: check))
+    }
+
+    private func removal(
+        _ key: String, in namespace: Namespace, check: @escaping @Sendable (SnapshotRecord) throws -> Void
+    ) -> @Sendable (Database, WriteBatch) throws -> SnapshotRecord {
+        { db, batch in
             let record = try Self.fetch(db, SnapshotName(namespace, key))
             var children: [String] = []
             var childCount = 0

@@ -41,6 +41,9 @@ struct VeneerBench: ParsableCommand {
     @Option(help: "Rounds of the containerd phase; its targets take turns in each.")
     var rounds: Int = 3
 
+    @Option(help: "Targets of the containerd phase, comma-separated: overlayfs, veneer (both through containerd), direct (Veneer's gRPC socket). Ratios need overlayfs.")
+    var targets: String = "overlayfs,veneer,direct"
+
     /// Makes this run's keys unique, so runs can share one daemon.
     var runTag: String { "\(getpid())" }
 
@@ -107,7 +110,8 @@ struct VeneerBench: ParsableCommand {
         let scratch = tmp + "/veneer-bench-containerd.\(getpid())"
         let bench = ContainerdBench(
             veneerd: veneerd ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/veneerd"),
-            containerd: containerd, scratch: scratch, clients: clients, seconds: seconds, rounds: rounds)
+            containerd: containerd, scratch: scratch, clients: clients, seconds: seconds, rounds: rounds,
+            targets: try ContainerdBench.targetNames(targets))
         let outcome = Results(count: 1)
         let done = DispatchSemaphore(value: 0)
         Task {

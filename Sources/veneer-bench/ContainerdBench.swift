@@ -24,6 +24,18 @@ struct ContainerdBench {
     var clients: Int
     var seconds: Double
     var rounds: Int
+    /// Which of the three targets run (``targetNames(_:)``), in their fixed order.
+    var targets: [String]
+
+    static let allTargets = ["overlayfs", "veneer", "direct"]
+
+    static func targetNames(_ list: String) throws -> [String] {
+        let names = list.split(separator: ",").map { String($0) }
+        guard !names.isEmpty, names.allSatisfy(allTargets.contains) else {
+            throw BenchError("--targets takes a comma-separated list of \(allTargets.joined(separator: ", ")): \(list)")
+        }
+        return allTargets.filter(names.contains)
+    }
 
     typealias Client = Containerd_Services_Snapshots_V1_Snapshots.Client<HTTP2ClientTransport.Posix>
 
@@ -86,15 +98,16 @@ struct ContainerdBench {
             }
         }
         let namespace: Metadata = ["containerd-namespace": "bench"]
-        let targets = [
-            Target(name: "containerd + overlayfs", socket: containerdSocket, snapshotter: "overlayfs", metadata: namespace),
-            Target(name: "containerd + veneer", socket: containerdSocket, snapshotter: "veneer", metadata: namespace),
-            Target(name: "veneer gRPC, direct", socket: directGRPC, snapshotter: "veneer", metadata: [:]),
+        let known = [
+            "overlayfs": Target(name: "containerd + overlayfs", socket: containerdSocket, snapshotter: "overlayfs", metadata: namespace),
+            "veneer": Target(name: "containerd + veneer", socket: containerdSocket, snapshotter: "veneer", metadata: namespace),
+            "direct": Target(name: "veneer gRPC, direct", socket: directGRPC, snapshotter: "veneer", metadata: [:]),
         ]
+        let targets = self.targets.compactMap { known[$0] }
         print("containerd phase: \(clients) clients, \(seconds) s per measurement, \(rounds) rounds, targets taking turns")
         try await withGRPCClient(transport: try Self.transport(containerdSocket)) { containerdClient in
             try await withGRPCClient(transport: try Self.transport(directGRPC)) { veneerClient in
-                let clientsByTarget = [Client(wrapping: containerdClient), Client(wrapping: containerdClient), Client(wrapping: veneerClient)]
+                let clientsByTarget = targets.map { Client(wrapping: $0.socket == directGRPC ? veneerClient : containerdClient) }
                 for (target, client) in zip(targets, clientsByTarget) {
                     try await Self.waitUntilServing(client, target)
                     try await Self.prepareAndCommit(client, target, key: "base-work", name: "base", parent: "")
@@ -131,6 +144,7 @@ struct ContainerdBench {
                         target.name, Self.median(cycleRates[index]), Self.median(statRates[index]),
                         Self.median(chainTimes[index]), target.reconnects.value))
                 }
+                guard self.targets.first == "overlayfs" else { return }
                 let base = 0
                 for index in 1..<targets.count {
                     print(String(
