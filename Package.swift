@@ -74,6 +74,7 @@ let package = Package(
             dependencies: [
                 "VeneerCore", "VeneerService", "ContainerdAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict

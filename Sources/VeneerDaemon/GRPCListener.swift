@@ -64,7 +64,9 @@ final class GRPCListener: Service, Sendable {
         let transport = HTTP2ServerTransport.Posix(
             listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext, config: config,
             eventLoopGroup: loops)
-        let server = GRPCServer(transport: transport, services: [SnapshotsService(snapshotter: snapshotter)])
+        let server = GRPCServer(
+            transport: transport, services: [SnapshotsService(snapshotter: snapshotter)],
+            interceptors: [RequestLogInterceptor(logger: logger)])
         return GRPCListener(path: path, ownsSocketFile: passed == nil, server: server, loops: loops)
     }
 

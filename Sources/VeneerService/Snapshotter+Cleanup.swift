@@ -60,28 +60,30 @@ extension Snapshotter {
                 return moved
             }
         }
-        var report = CleanupReport(removed: 0, reclaimedBytes: 0)
         let logger = self.logger
+        let report: CleanupReport
         do {
-            let leftovers = try await blocking { () throws -> [String] in
-                try FileSystem.listDirectory(layout.trash).map { layout.trash + "/" + $0 }
-            }
-            // Also empties trash left by an earlier, interrupted cleanup.
-            for path in Set(moved + leftovers) {
-                let (freed, kept) = try await blocking { () throws -> (Int64, [String]) in
-                    let usage = try FileSystem.diskUsage(path)
-                    return (usage.bytes, try FileSystem.removeTree(path))
+            // Emptying the trash is one hand-off to a thread that may block, however many
+            // leftovers there are: containerd's garbage collector waits for it.
+            report = try await blocking { () throws -> CleanupReport in
+                var report = CleanupReport(removed: 0, reclaimedBytes: 0)
+                let leftovers = try FileSystem.listDirectory(layout.trash).map { layout.trash + "/" + $0 }
+                // Also empties trash left by an earlier, interrupted cleanup.
+                for path in Set(moved + leftovers).sorted() {
+                    let freed = try FileSystem.diskUsage(path).bytes
+                    let kept = try FileSystem.removeTree(path)
+                    if !kept.isEmpty {
+                        // Never deleted through a mount: what holds it stays in trash until unmounted.
+                        logger.warning(
+                            "kept a leftover in trash: something is mounted inside it; unmount it and clean up again",
+                            metadata: ["path": "\(path)", "mount_points": "\(kept.joined(separator: ", "))"])
+                        continue
+                    }
+                    report.removed += 1
+                    report.reclaimedBytes += freed
+                    logger.info("removed leftover", metadata: ["path": "\(path)", "bytes": "\(freed)"])
                 }
-                if !kept.isEmpty {
-                    // Never deleted through a mount: what holds it stays in trash until unmounted.
-                    logger.warning(
-                        "kept a leftover in trash: something is mounted inside it; unmount it and clean up again",
-                        metadata: ["path": "\(path)", "mount_points": "\(kept.joined(separator: ", "))"])
-                    continue
-                }
-                report.removed += 1
-                report.reclaimedBytes += freed
-                logger.info("removed leftover", metadata: ["path": "\(path)", "bytes": "\(freed)"])
+                return report
             }
         } catch let error as SystemError {
             throw Self.mapped(error, doing: "cleanup failed")

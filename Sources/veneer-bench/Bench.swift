@@ -41,6 +41,12 @@ struct VeneerBench: ParsableCommand {
     @Option(help: "Rounds of the containerd phase; its targets take turns in each.")
     var rounds: Int = 3
 
+    @Option(help: "Log level of the daemons the containerd phase starts (their logs stay in the scratch directory with --keep-logs).")
+    var daemonLogLevel: String = "warning"
+
+    @Flag(help: "Keep the containerd phase's scratch directory, with the daemons' logs.")
+    var keepLogs = false
+
     @Option(help: "Targets of the containerd phase, comma-separated: overlayfs, veneer (both through containerd), direct (Veneer's gRPC socket). Ratios need overlayfs.")
     var targets: String = "overlayfs,veneer,direct"
 
@@ -111,7 +117,7 @@ struct VeneerBench: ParsableCommand {
         let bench = ContainerdBench(
             veneerd: veneerd ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/veneerd"),
             containerd: containerd, scratch: scratch, clients: clients, seconds: seconds, rounds: rounds,
-            targets: try ContainerdBench.targetNames(targets))
+            targets: try ContainerdBench.targetNames(targets), logLevel: daemonLogLevel)
         let outcome = Results(count: 1)
         let done = DispatchSemaphore(value: 0)
         Task {
@@ -131,7 +137,11 @@ struct VeneerBench: ParsableCommand {
             print("veneer-bench: the containerd phase failed; logs in \(scratch)/veneer/veneerd.log and \(scratch)/containerd/containerd.log")
             throw error
         }
-        try? FileManager.default.removeItem(atPath: scratch)
+        if keepLogs {
+            print("veneer-bench: logs kept in \(scratch)")
+        } else {
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
     }
 
     /// Mount latency through the API (POST /v1/mounts) beside the bare system calls

@@ -26,6 +26,8 @@ struct ContainerdBench {
     var rounds: Int
     /// Which of the three targets run (``targetNames(_:)``), in their fixed order.
     var targets: [String]
+    /// The daemons' `--log-level`.
+    var logLevel: String
 
     static let allTargets = ["overlayfs", "veneer", "direct"]
 
@@ -73,7 +75,7 @@ struct ContainerdBench {
             """
         try config.write(toFile: containerdRoot + "/config.toml", atomically: true, encoding: .utf8)
         let daemon = try Self.start(
-            veneerd, ["--root", veneerRoot + "/root", "--socket", veneerRoot + "/veneer.sock", "--log-level", "warning"],
+            veneerd, ["--root", veneerRoot + "/root", "--socket", veneerRoot + "/veneer.sock", "--log-level", logLevel],
             log: veneerRoot + "/veneerd.log")
         defer { Self.stop(daemon) }
         // The direct target has a veneerd of its own: containerd's garbage collector
@@ -83,7 +85,7 @@ struct ContainerdBench {
         try FileManager.default.createDirectory(atPath: directRoot, withIntermediateDirectories: true)
         let directGRPC = directRoot + "/grpc.sock"
         let direct = try Self.start(
-            veneerd, ["--root", directRoot + "/root", "--socket", directRoot + "/veneer.sock", "--log-level", "warning"],
+            veneerd, ["--root", directRoot + "/root", "--socket", directRoot + "/veneer.sock", "--log-level", logLevel],
             log: directRoot + "/veneerd.log")
         defer { Self.stop(direct) }
         let containerdProcess = try Self.start(

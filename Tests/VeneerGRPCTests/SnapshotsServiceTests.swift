@@ -15,9 +15,10 @@ typealias SnapshotsClient = Containerd_Services_Snapshots_V1_Snapshots.Client<HT
 
 /// Serves the adapter over HTTP/2 on a Unix socket of a fresh state root, as the daemon
 /// does, and runs `body` with a generated client connected to it.
-/// `root` puts the state root somewhere else than a fresh temporary directory.
+/// `root` puts the state root somewhere else than a fresh temporary directory;
+/// `interceptors` run around every call, as the daemon's do.
 func withSnapshotsService(
-    root: String? = nil,
+    root: String? = nil, interceptors: [any ServerInterceptor] = [],
     _ body: @Sendable (_ client: SnapshotsClient, _ snapshotter: Snapshotter, _ root: String) async throws -> Void
 ) async throws {
     let tmp = try TemporaryDirectory(prefix: "veneer-grpc")
@@ -26,7 +27,7 @@ func withSnapshotsService(
     let socket = tmp.path + "/grpc.sock"
     let server = GRPCServer(
         transport: .http2NIOPosix(address: .unixDomainSocket(path: socket), transportSecurity: .plaintext),
-        services: [SnapshotsService(snapshotter: snapshotter)])
+        services: [SnapshotsService(snapshotter: snapshotter)], interceptors: interceptors)
     try await withThrowingDiscardingTaskGroup { group in
         group.addTask { try await server.serve() }
         _ = try await server.listeningAddress
