@@ -3,8 +3,8 @@
 SWIFT       ?= swift
 PREFIX      ?= /usr/local
 DESTDIR     ?=
-APT_PACKAGES = libmount-dev libsystemd-dev libsqlite3-dev pkg-config debootstrap python3 \
-               python3-venv socat sqlite3 containerd runc busybox-static
+APT_PACKAGES = libmount-dev libsystemd-dev libsqlite3-dev libarchive-dev libzstd-dev pkg-config \
+               debootstrap python3 python3-venv socat sqlite3 containerd runc busybox-static zstd
 VENEERD_ARGS ?=
 
 # The fuzz test (Tests/EndToEndTests/FuzzTests.swift) runs this schemathesis from a

@@ -50,7 +50,12 @@ let package = Package(
         .target(name: "CVeneerOS"),
         .systemLibrary(name: "CMount", pkgConfig: "mount", providers: [.apt(["libmount-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        .target(name: "VeneerOS", dependencies: ["VeneerCore", "CVeneerOS", "CMount", "CSystemd"], swiftSettings: strict),
+        // libarchive reads and writes tar streams and their gzip/zstd compression; never
+        // its disk writer (the daemon extracts through descriptors of its own).
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .target(
+            name: "VeneerOS", dependencies: ["VeneerCore", "CVeneerOS", "CMount", "CSystemd", "CArchive"],
+            swiftSettings: strict),
         // The bare mount system calls the benchmark measures the daemon against; only
         // the benchmark links it.
         .target(name: "VeneerOSBaseline", dependencies: ["CVeneerOS", "VeneerOS"], swiftSettings: strict),
