@@ -1,6 +1,7 @@
 #ifndef CVENEEROS_H
 #define CVENEEROS_H
 
+#include <sys/xattr.h>
 #include <stddef.h>
 #include <stdint.h>
 
