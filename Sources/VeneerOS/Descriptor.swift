@@ -253,6 +253,14 @@ public final class Descriptor {
         if futimens(raw, &times) != 0 { throw .last("utimens", "fd \(raw)") }
     }
 
+    /// The permission bits of the entry `name`, which must not be a symbolic link (for
+    /// the entries that have no descriptor of their own: device nodes, fifos, sockets).
+    public func setPermissions(_ name: [UInt8], _ permissions: UInt32) throws(SystemError) {
+        guard let status = try status(name) else { throw SystemError("chmod", Self.shown(name), errno: ENOENT) }
+        if status.type == .symlink { throw SystemError("chmod", Self.shown(name), errno: ELOOP) }
+        _ = try at(name, "chmod") { fchmodat(raw, $0, mode_t(permissions & 0o7777), 0) }
+    }
+
     /// The owner of the entry `name` itself (for a symbolic link, the link).
     public func setOwner(_ name: [UInt8], uid: UInt32, gid: UInt32) throws(SystemError) {
         _ = try at(name, "chown") { fchownat(raw, $0, uid, gid, AT_SYMLINK_NOFOLLOW) }

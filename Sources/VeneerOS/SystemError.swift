@@ -45,4 +45,10 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     /// EINVAL from umount: the path is not a mount point.
     public var isNotMounted: Bool { errno == EINVAL }
     public var exists: Bool { errno == EEXIST }
+    /// An errno that says what was asked cannot be made (a name taken or too long, a
+    /// link where a directory was needed, a link to a directory, too many links, an
+    /// argument out of range): the fault of the input, not of the system.
+    public var isRefusal: Bool {
+        [EEXIST, ELOOP, ENOTDIR, EINVAL, EPERM, EISDIR, ENAMETOOLONG, EXDEV, EMLINK].contains(errno)
+    }
 }
