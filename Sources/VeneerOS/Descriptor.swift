@@ -290,6 +290,38 @@ public final class Descriptor {
         return Array(value.prefix(read))
     }
 
+    /// The names of this file's extended attributes.
+    public func extendedAttributeNames() throws(SystemError) -> [String] {
+        let size = flistxattr(raw, nil, 0)
+        if size < 0 { throw .last("listxattr", "fd \(raw)") }
+        if size == 0 { return [] }
+        var buffer = [CChar](repeating: 0, count: size)
+        let read = flistxattr(raw, &buffer, buffer.count)
+        if read < 0 { throw .last("listxattr", "fd \(raw)") }
+        return buffer.prefix(read).split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+    }
+
+    /// Copies this file's content to `target` from the start (holes written as zeros).
+    public func copyContent(to target: Descriptor) throws(SystemError) {
+        var buffer = [UInt8](repeating: 0, count: 128 * 1024)
+        var offset: Int64 = 0
+        while true {
+            let count = buffer.withUnsafeMutableBytes { pread(raw, $0.baseAddress, $0.count, off_t(offset)) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .last("read", "fd \(raw)")
+            }
+            if count == 0 { return }
+            let written = buffer.withUnsafeBytes { bytes in
+                Result { () throws(SystemError) in
+                    try target.write(UnsafeRawBufferPointer(rebasing: bytes.prefix(count)), at: offset)
+                }
+            }
+            try written.get()
+            offset += Int64(count)
+        }
+    }
+
     public func sync() throws(SystemError) {
         if fsync(raw) != 0 { throw .last("fsync", "fd \(raw)") }
     }

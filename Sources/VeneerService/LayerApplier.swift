@@ -17,10 +17,14 @@ import VeneerOS
 ///   (but `trusted.*` and `user.overlay.*`), nanosecond mtimes; directories' mtimes are
 ///   set by ``finish()``, after all their children.
 ///
-/// This first version knows no lower layers: a parent or hard-link target that only a
-/// lower layer has is not looked up there.
+/// The lower layers (the parent's chain, nearest first) are consulted as the merged view
+/// would show them: a parent that only they have is copied up (a directory with their
+/// mode, owner and xattrs) or followed (a symbolic link, as usrmerge's `/lib ->
+/// usr/lib`); a hard link to a file only they have copies the file up first; an
+/// opaque marker on the root whiteouts the lower layers' top-level names.
 final class LayerApplier {
     private let root: Descriptor
+    private let lowers: LowerLayers
     /// `trusted.overlay.` or, for mounts with `userxattr`, `user.overlay.`.
     private let overlayPrefix: String
     /// Directories whose mtime ``finish()`` sets, with it.
@@ -28,9 +32,10 @@ final class LayerApplier {
     /// Most links followed while resolving one name, as the kernel's limit.
     static let maxLinks = 40
 
-    init(root: Descriptor, userXattr: Bool = false) {
+    init(root: Descriptor, lowers: [Descriptor] = [], userXattr: Bool = false) {
         self.root = root
         self.overlayPrefix = userXattr ? "user.overlay." : "trusted.overlay."
+        self.lowers = LowerLayers(roots: lowers, opaqueAttribute: overlayPrefix + "opaque")
     }
 
     /// Applies `entry`; a regular file's content comes from `reader`.
@@ -49,8 +54,14 @@ final class LayerApplier {
                     try parent.makeNode(hidden, type: .character, permissions: 0)
                 }
             case .opaque(let directory):
-                let (parent, _) = try resolveDirectory(directory, entry: entry)
-                if !directory.isEmpty {
+                let (parent, path) = try resolveDirectory(directory, entry: entry)
+                if path.isEmpty {
+                    // overlayfs does not take the root of the upper layer as opaque:
+                    // each name the lower layers have there is deleted instead.
+                    for name in try lowers.names(in: []) where try parent.status(name) == nil {
+                        try parent.makeNode(name, type: .character, permissions: 0)
+                    }
+                } else {
                     try parent.setExtendedAttribute(overlayPrefix + "opaque", Array("y".utf8))
                 }
             case .path(let components):
@@ -86,6 +97,10 @@ final class LayerApplier {
             if let existing, existing.type != .directory { try parent.removeTree(name) }
             if existing?.type != .directory { try parent.makeDirectory(name, permissions: 0o700) }
             let directory = try parent.openDirectory(name)
+            // A directory over this layer's whiteout of a lower one starts empty.
+            if existing?.isWhiteout == true {
+                try directory.setExtendedAttribute(overlayPrefix + "opaque", Array("y".utf8))
+            }
             try setAttributes(of: directory, entry)
             directoryTimes.append((parentPath + [name], entry.modified))
             return
@@ -111,8 +126,14 @@ final class LayerApplier {
                 throw VeneerError.invalidArgument(
                     "layer entry \(entry.index) (\(quoted(entry.displayPath))) is refused: its hard-link target \(quoted(String(decoding: entry.linkTarget ?? [], as: UTF8.self))) is not a file of the layer")
             }
-            let (targetParent, _) = try resolveDirectory(Array(targetComponents.dropLast()), entry: entry, creating: false)
-            guard let status = try targetParent.status(targetName), status.type != .directory else {
+            let (targetParent, targetPath) = try resolveDirectory(
+                Array(targetComponents.dropLast()), entry: entry, creating: false)
+            if try targetParent.status(targetName) == nil, let (lowerParent, status) = try lowers.status(of: targetPath + [targetName]),
+                status.type == .regular
+            {
+                try copyUp(targetName, from: lowerParent, status, into: targetParent)
+            }
+            guard let status = try targetParent.status(targetName), status.type != .directory, !status.isWhiteout else {
                 throw VeneerError.invalidArgument(
                     "layer entry \(entry.index) (\(quoted(entry.displayPath))) is refused: its hard-link target \(quoted(Self.text(targetComponents))) is not in the layer before it, or is a directory")
             }
@@ -172,8 +193,17 @@ final class LayerApplier {
                 continue
             }
             guard let current = stack.last else { break }
-            switch try current.status(component)?.type {
+            let upper = try current.status(component)
+            // What the merged view has here: this layer's entry, else the lower layers'.
+            var lower: (directory: Descriptor, status: Descriptor.Status)?
+            if upper == nil { lower = try lowers.status(of: path + [component]) }
+            // This layer's whiteout of the name counts as nothing there.
+            let overWhiteout = upper?.isWhiteout == true
+            switch overWhiteout ? nil : upper?.type ?? lower?.status.type {
             case .directory?:
+                if upper == nil, let lower {
+                    try copyUpDirectory(component, from: lower.directory, lower.status, into: current)
+                }
                 stack.append(try current.openDirectory(component))
                 path.append(component)
             case .symlink?:
@@ -182,7 +212,7 @@ final class LayerApplier {
                     throw VeneerError.invalidArgument(
                         "layer entry \(entry.index) (\(quoted(entry.displayPath))) is refused: more than \(Self.maxLinks) symbolic links on its path")
                 }
-                let target = try current.readLink(component)
+                let target = try (upper != nil ? current : lower?.directory ?? current).readLink(component)
                 let parts = target.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map { Array($0) }
                 if target.first == UInt8(ascii: "/") {
                     stack = [root]
@@ -194,8 +224,12 @@ final class LayerApplier {
                     throw VeneerError.invalidArgument(
                         "layer entry \(entry.index) (\(quoted(entry.displayPath))) is refused: \(quoted(Self.text(path + [component]))) is not in the layer")
                 }
+                if overWhiteout { try current.remove(component, directory: false) }
                 try current.makeDirectory(component, permissions: 0o755)
-                stack.append(try current.openDirectory(component))
+                let made = try current.openDirectory(component)
+                // Under this layer's whiteout, the lower layers' directory stays deleted.
+                if overWhiteout { try made.setExtendedAttribute(overlayPrefix + "opaque", Array("y".utf8)) }
+                stack.append(made)
                 path.append(component)
             case .some:
                 throw VeneerError.invalidArgument(
@@ -204,6 +238,38 @@ final class LayerApplier {
         }
         guard let directory = stack.last else { return (root, []) }
         return (directory, path)
+    }
+
+    /// Makes `name` in `upper` as the directory the lower layer has (mode, owner, kept
+    /// xattrs, mtime), empty: the merged view shows the lower content through it.
+    private func copyUpDirectory(
+        _ name: [UInt8], from lowerParent: Descriptor, _ status: Descriptor.Status, into upper: Descriptor
+    ) throws {
+        try upper.makeDirectory(name, permissions: 0o700)
+        let made = try upper.openDirectory(name)
+        try made.setOwner(uid: status.uid, gid: status.gid)
+        try made.setPermissions(status.permissions)
+        let source = try lowerParent.openDirectory(name)
+        for attribute in try source.extendedAttributeNames() where Self.keeps(attribute) {
+            if let value = try source.extendedAttribute(attribute) { try made.setExtendedAttribute(attribute, value) }
+        }
+        try made.setModified(status.modified)
+    }
+
+    /// Copies the regular file `name` of a lower layer into `upper`, content and
+    /// attributes, as overlayfs's copy-up would.
+    private func copyUp(
+        _ name: [UInt8], from lowerParent: Descriptor, _ status: Descriptor.Status, into upper: Descriptor
+    ) throws {
+        let source = try lowerParent.openFile(name)
+        let copy = try upper.createFile(name, permissions: 0o600)
+        try source.copyContent(to: copy)
+        try copy.setOwner(uid: status.uid, gid: status.gid)
+        try copy.setPermissions(status.permissions)
+        for attribute in try source.extendedAttributeNames() where Self.keeps(attribute) {
+            if let value = try source.extendedAttribute(attribute) { try copy.setExtendedAttribute(attribute, value) }
+        }
+        try copy.setModified(status.modified)
     }
 
     static func mapped(_ error: SystemError, _ entry: LayerEntry) -> VeneerError {
@@ -216,4 +282,80 @@ final class LayerApplier {
     static func text(_ path: [[UInt8]]) -> String {
         path.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
     }
+}
+
+/// The lower layers of a snapshot as overlayfs merges them, for lookups by path (a
+/// path of real directories: the applier resolves links itself). A whiteout (0/0
+/// device) hides what the layers below have at its name, a non-directory hides what
+/// they have below it, and an opaque directory hides what they have in it.
+struct LowerLayers {
+    let roots: [Descriptor]
+    let opaqueAttribute: String
+
+    /// The entry at `path` in the merged lower layers and the directory of the layer
+    /// that holds it, or nil when none shows one there.
+    func status(of path: [[UInt8]]) throws -> (directory: Descriptor, status: Descriptor.Status)? {
+        guard let name = path.last else { return nil }
+        for layer in roots {
+            switch try walk(layer, Array(path.dropLast())) {
+            case .hidden:
+                return nil
+            case .absent(let blocksBelow):
+                if blocksBelow { return nil }
+            case .directory(let directory, let blocksBelow):
+                if let status = try directory.status(name) {
+                    return status.isWhiteout ? nil : (directory, status)
+                }
+                if blocksBelow { return nil }
+            }
+        }
+        return nil
+    }
+
+    /// The names the merged lower layers show in the directory `path`, sorted.
+    func names(in path: [[UInt8]]) throws -> [[UInt8]] {
+        var decided = Set<[UInt8]>()
+        var shown: [[UInt8]] = []
+        for layer in roots {
+            switch try walk(layer, path) {
+            case .hidden:
+                return shown
+            case .absent(let blocksBelow):
+                if blocksBelow { return shown }
+            case .directory(let directory, let blocksBelow):
+                for name in try directory.entries() where decided.insert(name).inserted {
+                    if try directory.status(name)?.isWhiteout == false { shown.append(name) }
+                }
+                if blocksBelow { return shown }
+            }
+        }
+        return shown.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    private enum Walked {
+        /// The layer has the directory; `blocksBelow` when one of the directories on the
+        /// way (itself included) is opaque, so the layers below show nothing in it.
+        case directory(Descriptor, blocksBelow: Bool)
+        /// The layer lacks a directory on the way; an opaque one before it still blocks.
+        case absent(blocksBelow: Bool)
+        /// A non-directory on the way (a file, a link, a whiteout) hides the layers below.
+        case hidden
+    }
+
+    private func walk(_ layer: Descriptor, _ path: [[UInt8]]) throws -> Walked {
+        var directory = layer
+        var opaque = false
+        for component in path {
+            guard let status = try directory.status(component) else { return .absent(blocksBelow: opaque) }
+            guard status.type == .directory else { return .hidden }
+            directory = try directory.openDirectory(component)
+            if try directory.extendedAttribute(opaqueAttribute) == Array("y".utf8) { opaque = true }
+        }
+        return .directory(directory, blocksBelow: opaque)
+    }
+}
+
+extension Descriptor.Status {
+    /// overlayfs's whiteout: a character device 0/0.
+    var isWhiteout: Bool { type == .character && deviceMajor == 0 && deviceMinor == 0 }
 }

@@ -91,11 +91,15 @@ struct LayerApplierTests {
         return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
-    /// Applies `entries` to `<tmp>/root` (made here) and returns the root's path.
+    /// Applies `entries` to `<tmp>/<directory>` (made here) on the layers `lowers`
+    /// (nearest first) and returns the directory's path.
     @discardableResult
-    static func apply(_ entries: [Entry], in tmp: TemporaryDirectory, userXattr: Bool = false) throws -> String {
+    static func apply(
+        _ entries: [Entry], in tmp: TemporaryDirectory, directory: String = "root", lowers: [String] = [],
+        userXattr: Bool = false
+    ) throws -> String {
         let bytes = try tar(entries, in: tmp.path)
-        let rootPath = tmp("root")
+        let rootPath = tmp(directory)
         if !FileManager.default.fileExists(atPath: rootPath) { try FileSystem.makeDirectory(rootPath, mode: 0o755) }
         var offset = 0
         let reader = try LayerReader(
@@ -105,7 +109,9 @@ struct LayerApplierTests {
                 defer { offset = end }
                 return Array(bytes[offset..<end])
             }, compressed: { _ in }, tar: { _ in })
-        let applier = LayerApplier(root: try Descriptor.openDirectory(rootPath), userXattr: userXattr)
+        let applier = LayerApplier(
+            root: try Descriptor.openDirectory(rootPath), lowers: try lowers.map { try Descriptor.openDirectory($0) },
+            userXattr: userXattr)
         while let entry = try reader.next() {
             try applier.apply(entry, from: reader)
         }
@@ -232,5 +238,67 @@ struct LayerApplierTests {
         #expect(error?.code == .invalidArgument, "\(String(describing: error))")
         #expect(error?.message.contains("layer entry \(index)") == true, "\(String(describing: error))")
         #expect(error?.message.contains(reason) == true, "\(String(describing: error))")
+    }
+
+    @Test("on lower layers: parents copied up or followed through the lower layers' links, hard links to their files copied up, whiteouts and opaque directories as the mounted overlay shows")
+    func onLowerLayers() throws {
+        let tmp = try TemporaryDirectory(prefix: "vn-apply")
+        defer { tmp.remove() }
+        var usr = Self.dir("usr", mode: 0o751)
+        usr.uid = 5
+        let lower = try Self.apply(
+            [
+                usr, Self.dir("usr/lib"), Self.file("usr/lib/old", "old"), Self.symlink("lib", "usr/lib"),
+                Self.file("etc/passwd", "root:x:0:0"), Self.file("var/cache", "c"), Self.file("top", "t"),
+                Self.file("opt/a", "a"), Self.file("srv/kept", "k"),
+            ], in: tmp, directory: "lower")
+        let upper = try Self.apply(
+            [
+                Self.file("lib/new", "new"), Self.hardlink("etc/alias", "etc/passwd"), Self.file(".wh.top"),
+                Self.file("opt/.wh..wh..opq"), Self.file("opt/b", "b"), Self.file(".wh.var"), Self.file("var/fresh", "f"),
+            ], in: tmp, directory: "upper", lowers: [lower])
+        // In the layer itself.
+        let copied = try #require(Self.lstatus(upper + "/usr"))
+        #expect(copied.st_mode & 0o7777 == 0o751 && copied.st_uid == 5)
+        #expect(Self.lstatus(upper + "/lib") == nil, "the lower layer's link was followed, not replaced")
+        #expect(try String(contentsOfFile: upper + "/usr/lib/new", encoding: .utf8) == "new")
+        #expect(Self.lstatus(upper + "/usr/lib/old") == nil)
+        #expect(Self.lstatus(upper + "/etc/alias")?.st_ino == Self.lstatus(upper + "/etc/passwd")?.st_ino)
+        #expect(try String(contentsOfFile: upper + "/etc/passwd", encoding: .utf8) == "root:x:0:0")
+        #expect(Self.lstatus(upper + "/top").map { $0.st_mode & S_IFMT } == S_IFCHR)
+        #expect(Self.xattr(upper + "/opt", "trusted.overlay.opaque") == "y")
+        #expect(Self.xattr(upper + "/var", "trusted.overlay.opaque") == "y")
+        #expect(Self.lstatus(upper + "/srv") == nil)
+
+        // Through a real overlay mount.
+        let merged = tmp("merged")
+        let work = tmp("work")
+        try FileSystem.makeDirectory(merged, mode: 0o755)
+        try FileSystem.makeDirectory(work, mode: 0o700)
+        let mount = try ProcessRun.run(
+            "/bin/mount", ["-t", "overlay", "overlay", "-o", "lowerdir=\(lower),upperdir=\(upper),workdir=\(work)", merged])
+        try #require(mount.succeeded, "\(mount)")
+        defer { _ = try? ProcessRun.run("/bin/umount", [merged]) }
+        #expect(try String(contentsOfFile: merged + "/lib/new", encoding: .utf8) == "new")
+        #expect(try String(contentsOfFile: merged + "/usr/lib/old", encoding: .utf8) == "old")
+        #expect(try String(contentsOfFile: merged + "/etc/alias", encoding: .utf8) == "root:x:0:0")
+        #expect(FileManager.default.fileExists(atPath: merged + "/top") == false)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: merged + "/opt") == ["b"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: merged + "/var") == ["fresh"])
+        #expect(try String(contentsOfFile: merged + "/srv/kept", encoding: .utf8) == "k")
+    }
+
+    @Test("an opaque marker at the root deletes the lower layers' top-level names, and keeps the layer's own")
+    func opaqueRoot() throws {
+        let tmp = try TemporaryDirectory(prefix: "vn-apply")
+        defer { tmp.remove() }
+        let lower = try Self.apply([Self.file("a", "a"), Self.file("b", "b"), Self.file("c/d", "d")], in: tmp, directory: "lower")
+        let upper = try Self.apply(
+            [Self.file("b", "mine"), Self.file(".wh..wh..opq"), Self.file("e", "e")], in: tmp, directory: "upper", lowers: [lower])
+        for name in ["a", "c"] {
+            #expect(Self.lstatus(upper + "/" + name).map { $0.st_mode & S_IFMT } == S_IFCHR, "\(name)")
+        }
+        #expect(try String(contentsOfFile: upper + "/b", encoding: .utf8) == "mine")
+        #expect(try String(contentsOfFile: upper + "/e", encoding: .utf8) == "e")
     }
 }
