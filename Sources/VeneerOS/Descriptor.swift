@@ -322,6 +322,11 @@ public final class Descriptor {
         }
     }
 
+    /// Writes everything of the file system this file is on to its disk (syncfs).
+    public func syncFileSystem() throws(SystemError) {
+        if veneer_syncfs(raw) != 0 { throw .last("syncfs", "fd \(raw)") }
+    }
+
     public func sync() throws(SystemError) {
         if fsync(raw) != 0 { throw .last("fsync", "fd \(raw)") }
     }

@@ -269,7 +269,11 @@ private final class Feed {
     var sourceError: (any Error)?
     /// What the decompressor said when it failed under the tar reader.
     var decompressionError: String?
+    /// What the source gave last, as handed to the first reader.
     private var block: UnsafeMutableRawBufferPointer
+    /// What the decompressor gave last, as handed to the tar reader: a block of its own,
+    /// since filling it makes the decompressor read the source into `block`.
+    private let tarBlock: UnsafeMutableRawBufferPointer
     private var sourceEnded = false
 
     init(
@@ -280,10 +284,12 @@ private final class Feed {
         self.compressed = compressed
         self.tar = tar
         block = .allocate(byteCount: Self.blockSize, alignment: 16)
+        tarBlock = .allocate(byteCount: Self.blockSize, alignment: 16)
     }
 
     deinit {
         block.deallocate()
+        tarBlock.deallocate()
     }
 
     /// The next chunk of the source, shown to `compressed`; empty at the end.
@@ -339,13 +345,13 @@ private final class Feed {
 
     private func handOutDecompressed(_ buffer: UnsafeMutablePointer<UnsafeRawPointer?>) -> Int {
         guard let decompressor else { return -1 }
-        let count = archive_read_data(decompressor, block.baseAddress, block.count)
+        let count = archive_read_data(decompressor, tarBlock.baseAddress, tarBlock.count)
         if count < 0 {
             decompressionError = archive_error_string(decompressor).map { String(cString: $0) } ?? "decompression failed"
             return -1
         }
-        tar(UnsafeRawBufferPointer(rebasing: block.prefix(count)))
-        buffer.pointee = UnsafeRawPointer(block.baseAddress)
+        tar(UnsafeRawBufferPointer(rebasing: tarBlock.prefix(count)))
+        buffer.pointee = UnsafeRawPointer(tarBlock.baseAddress)
         return count
     }
 }

@@ -45,6 +45,8 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     /// EINVAL from umount: the path is not a mount point.
     public var isNotMounted: Bool { errno == EINVAL }
     public var exists: Bool { errno == EEXIST }
+    /// ENOTEMPTY, for callers that compare ``errno`` without libc.
+    public static let notEmpty = ENOTEMPTY
     /// An errno that says what was asked cannot be made (a name taken or too long, a
     /// link where a directory was needed, a link to a directory, too many links, an
     /// argument out of range): the fault of the input, not of the system.

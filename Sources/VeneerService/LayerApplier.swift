@@ -38,8 +38,9 @@ final class LayerApplier {
         self.lowers = LowerLayers(roots: lowers, opaqueAttribute: overlayPrefix + "opaque")
     }
 
-    /// Applies `entry`; a regular file's content comes from `reader`.
-    func apply(_ entry: LayerEntry, from reader: LayerReader) throws(VeneerError) {
+    /// Applies `entry`; a regular file's content comes from `reader`. Throws a
+    /// `VeneerError`, or the reader's `LayerReadError` when reading the content failed.
+    func apply(_ entry: LayerEntry, from reader: LayerReader) throws {
         let name = try LayerName.parse(entry.path, index: entry.index)
         do {
             switch name {
@@ -71,8 +72,10 @@ final class LayerApplier {
             throw Self.mapped(error, entry)
         } catch let error as VeneerError {
             throw error
+        } catch let error as LayerReadError {
+            throw error
         } catch {
-            throw .internal("layer entry \(entry.index) (\(quoted(entry.displayPath))): \(error)", cause: error)
+            throw VeneerError.internal("layer entry \(entry.index) (\(quoted(entry.displayPath))): \(error)", cause: error)
         }
     }
 

@@ -38,6 +38,7 @@ public struct LiveMounts: Sendable {
         // Planned here; a failure is reported after the target checks, which come first.
         let planned = Result { () throws(VeneerError) -> (SnapshotRecord, [Mount], lowers: [String]) in
             guard let record else { throw Lifecycle.notFound(key) }
+            try snapshotter.refuseWhileApplying(record, doing: "mount it")
             let plan = try snapshotter.plan(of: record)
             return (record, plan.mounts, plan.lowers)
         }

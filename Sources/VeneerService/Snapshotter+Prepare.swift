@@ -83,10 +83,10 @@ extension Snapshotter {
     }
 
     /// A staging name no other prepare uses; registered so cleanup leaves it alone.
-    private func stagingName() -> String {
+    func stagingName(prefix: String = "pending") -> String {
         stagingNames.state.withLock { state in
             state.sequence += 1
-            let name = "pending-\(SystemClock.monotonicNanoseconds())-\(state.sequence)"
+            let name = "\(prefix)-\(SystemClock.monotonicNanoseconds())-\(state.sequence)"
             state.inFlight.insert(name)
             return name
         }
@@ -99,7 +99,7 @@ extension Snapshotter {
         forgetStaging(path)
     }
 
-    private func forgetStaging(_ path: String) {
+    func forgetStaging(_ path: String) {
         let name = String(path.split(separator: "/").last ?? "")
         _ = stagingNames.state.withLock { $0.inFlight.remove(name) }
     }

@@ -23,7 +23,10 @@ extension Snapshotter {
     }
 
     private func removeBlocking(key: String, in namespace: Namespace, deferringDeletion: Bool) throws(VeneerError) {
-        if let current = store.record(key, in: namespace) { try refuseIfSomethingIsMountedInside(current) }
+        if let current = store.record(key, in: namespace) {
+            try refuseWhileApplying(current, doing: "remove it")
+            try refuseIfSomethingIsMountedInside(current)
+        }
         let record = try store.removeBlocking(key, in: namespace)
         let dir = layout.snapshotDirectory(record.id)
         if deferringDeletion {
@@ -63,7 +66,7 @@ extension Snapshotter {
     /// Refuses to remove a snapshot while anything is mounted inside its directories
     /// (by someone else: the daemon's own mounts are refused by the store): deleting
     /// them would delete through that mount.
-    private func refuseIfSomethingIsMountedInside(_ record: SnapshotRecord) throws(VeneerError) {
+    func refuseIfSomethingIsMountedInside(_ record: SnapshotRecord) throws(VeneerError) {
         let dir = stateRoot.path + "/snapshots/\(record.id)"
         let inside: [String]
         do {

@@ -61,6 +61,8 @@ public final class Snapshotter: Sendable {
     let stateRoot: PathSafety.StateRoot
     /// Mounts and unmounts of one target take turns.
     let targetLocks = TargetLocks()
+    /// Snapshots a layer is being applied to: commit, remove and mounts wait their turn.
+    let applying = Mutex(Set<Int64>())
 
     /// The kernel's limit on overlay lower layers.
     public static let kernelMaxDepth = 500

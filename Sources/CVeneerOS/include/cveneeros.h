@@ -76,4 +76,8 @@ int veneer_rename_exchange(const char *a, const char *b);
 /// umount2(2). Returns 0, or -1 with errno set.
 int veneer_umount(const char *target, int flags);
 
+/// Writes the file system holding `fd` to its disk (syncfs(2), a GNU extension).
+/// Returns 0, or -1 with errno set.
+int veneer_syncfs(int fd);
+
 #endif
