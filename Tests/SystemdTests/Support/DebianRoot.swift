@@ -15,10 +15,10 @@ import Glibc
 /// only ever read: machines boot from an overlay on top of it.
 enum DebianRoot {
     static let suite = "bookworm"
-    /// systemd as PID 1 with D-Bus, plus what veneerd links against (libsqlite3); nothing
-    /// else, so that the tests show the units need no other program (no procps, so no
-    /// kill(1): `systemctl reload` runs `veneerd reload`).
-    static let packages = ["systemd", "systemd-sysv", "dbus", "libsqlite3-0"]
+    /// systemd as PID 1 with D-Bus, plus what veneerd links against beyond those
+    /// (libsqlite3, libarchive); nothing else, so that the tests show the units need no
+    /// other program (no procps, so no kill(1): `systemctl reload` runs `veneerd reload`).
+    static let packages = ["systemd", "systemd-sysv", "dbus", "libsqlite3-0", "libarchive13"]
     /// Recorded in the finished root; a mismatch means the root is rebuilt.
     static var stamp: String { "\(suite) minbase \(packages.joined(separator: ",")) v1\n" }
 
