@@ -132,6 +132,26 @@ struct LayerReaderTests {
         }
     }
 
+    @Test("names and link targets that are not ASCII keep their bytes, whatever the locale")
+    func nonASCIINames() throws {
+        let tmp = try TemporaryDirectory(prefix: "vn-layer")
+        defer { tmp.remove() }
+        let script = #"""
+            import io, sys, tarfile
+            with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as tar:
+                f = tarfile.TarInfo("caf\u00e9/\u00fcber.txt"); f.size = 1
+                tar.addfile(f, io.BytesIO(b"x"))
+                l = tarfile.TarInfo("link"); l.type = tarfile.SYMTYPE; l.linkname = "caf\u00e9/\u00fcber.txt"
+                tar.addfile(l)
+            """#
+        let made = try ProcessRun.run("/usr/bin/python3", ["-c", script, tmp("u.tar")])
+        try #require(made.succeeded, "\(made)")
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: tmp("u.tar"))))
+        let read = try Self.readAll(bytes, .none)
+        #expect(read.entries.map(\.path) == [Array("café/über.txt".utf8), Array("link".utf8)])
+        #expect(read.entries.last?.linkTarget == Array("café/über.txt".utf8))
+    }
+
     @Test("bytes after the compressed stream are read too, so the digest covers them")
     func trailingBytesAreDrained() throws {
         let tmp = try TemporaryDirectory(prefix: "vn-layer")
