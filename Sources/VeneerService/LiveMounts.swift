@@ -35,10 +35,14 @@ public struct LiveMounts: Sendable {
         key: String, target: String, readonly: Bool, in namespace: Namespace
     ) throws(VeneerError) -> MadeMount {
         let record = store.record(key, in: namespace)
+        // Held until the mount is attached, so that no layer is applied meanwhile.
+        var claimed: SnapshotRecord?
+        defer { if let claimed { snapshotter.releaseClaim(claimed) } }
         // Planned here; a failure is reported after the target checks, which come first.
         let planned = Result { () throws(VeneerError) -> (SnapshotRecord, [Mount], lowers: [String]) in
             guard let record else { throw Lifecycle.notFound(key) }
-            try snapshotter.refuseWhileApplying(record, doing: "mount it")
+            try snapshotter.claimShared(record, doing: "mount it")
+            claimed = record
             let plan = try snapshotter.plan(of: record)
             return (record, plan.mounts, plan.lowers)
         }

@@ -38,11 +38,18 @@ extension Snapshotter {
             throw .failedPrecondition(
                 "snapshot \(quoted(key)) is \(record.kind.rawValue); layers are applied to active snapshots (prepare one on the parent, apply, then commit it)")
         }
-        let claimed = applying.withLock { $0.insert(record.id).inserted }
-        guard claimed else {
-            throw .failedPrecondition("a layer is already being applied to snapshot \(quoted(key)); wait for it to finish")
+        guard claims.claimAlone(record.id) else {
+            let what = claims.isClaimedAlone(record.id) ? "a layer is already being applied to it" : "it is being committed, removed or mounted"
+            throw .failedPrecondition("snapshot \(quoted(key)) is busy: \(what); try again once that is done")
         }
-        defer { _ = applying.withLock { $0.remove(record.id) } }
+        defer { claims.release(record.id) }
+        // A commit or remove may have finished between the look-up and the claim.
+        guard let claimedRecord = store.record(key, in: namespace), claimedRecord.id == record.id,
+            claimedRecord.kind == .active
+        else {
+            throw .failedPrecondition(
+                "snapshot \(quoted(key)) was committed or removed while the layer was about to be applied; the layer was not applied")
+        }
         let mounts = try await store.mounts(key: key, in: namespace)
         if !mounts.isEmpty {
             throw .failedPrecondition(
@@ -170,14 +177,6 @@ extension Snapshotter {
             throw Self.mapped(error, doing: "cannot apply a layer to snapshot \(quoted(key))")
         } catch {
             throw .internal("cannot apply a layer to snapshot \(quoted(key)): \(error)", cause: error)
-        }
-    }
-
-    /// Refuses to `doing` the snapshot while a layer is being applied to it.
-    func refuseWhileApplying(_ record: SnapshotRecord, doing what: String) throws(VeneerError) {
-        if applying.withLock({ $0.contains(record.id) }) {
-            throw .failedPrecondition(
-                "a layer is being applied to snapshot \(quoted(record.key)); \(what) once that is done")
         }
     }
 

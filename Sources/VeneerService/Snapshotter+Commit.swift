@@ -18,7 +18,8 @@ extension Snapshotter {
         let current = store.record(key, in: namespace)
         try Lifecycle.checkCommit(name: name, nameTaken: existing?.kind, key: key, kind: current?.kind)
         guard let current else { throw Lifecycle.notFound(key) }
-        try refuseWhileApplying(current, doing: "commit it")
+        try claimShared(current, doing: "commit it")
+        defer { releaseClaim(current) }
         // The walk, the transaction (run here when no other is running) and the removal
         // of the work directory, on one thread that may block.
         let record = try await blockingOperation { () throws(VeneerError) -> SnapshotRecord in

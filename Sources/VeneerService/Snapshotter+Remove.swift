@@ -23,8 +23,12 @@ extension Snapshotter {
     }
 
     private func removeBlocking(key: String, in namespace: Namespace, deferringDeletion: Bool) throws(VeneerError) {
-        if let current = store.record(key, in: namespace) {
-            try refuseWhileApplying(current, doing: "remove it")
+        let current = store.record(key, in: namespace)
+        if let current {
+            try claimShared(current, doing: "remove it")
+        }
+        defer { if let current { releaseClaim(current) } }
+        if let current {
             try refuseIfSomethingIsMountedInside(current)
         }
         let record = try store.removeBlocking(key, in: namespace)

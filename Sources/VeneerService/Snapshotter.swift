@@ -61,8 +61,9 @@ public final class Snapshotter: Sendable {
     let stateRoot: PathSafety.StateRoot
     /// Mounts and unmounts of one target take turns.
     let targetLocks = TargetLocks()
-    /// Snapshots a layer is being applied to: commit, remove and mounts wait their turn.
-    let applying = Mutex(Set<Int64>())
+    /// Snapshots a layer is being applied to (alone) and snapshots being committed,
+    /// removed or mounted (shared).
+    let claims = SnapshotClaims()
 
     /// The kernel's limit on overlay lower layers.
     public static let kernelMaxDepth = 500

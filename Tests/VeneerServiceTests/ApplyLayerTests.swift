@@ -185,4 +185,70 @@ struct ApplyLayerTests {
         #expect(try await applied.entries == 1)
         _ = try await snapshotter.commit(key: "slow", name: "slow-c", labels: [:])
     }
+
+    @Test("an apply racing a commit, a remove or a mount of its snapshot never changes a layer that was committed, removed or mounted")
+    func racesWithOthers() async throws {
+        let tmp = try TemporaryDirectory(prefix: "vn-svc-apply-race")
+        defer { tmp.remove() }
+        let snapshotter = try tmp.snapshotter()
+        let big = String(repeating: "0123456789abcdef", count: 128)
+        let tar = try LayerApplierTests.tar(
+            (0..<40).map { LayerApplierTests.file("f\($0)", big) }, in: tmp.path)
+        for round in 0..<48 {
+            let key = "r\(round)"
+            _ = try await snapshotter.prepare(key: key, parent: nil, kind: .active, labels: [:])
+            let other = round % 3
+            let target = tmp("target-\(round)")
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            let id = try #require(snapshotter.store.record(key, in: .default)?.id)
+            async let applied: Bool = {
+                do {
+                    _ = try await snapshotter.applyLayer(key: key, compression: .none, source: Self.source(tar))
+                    return true
+                } catch let error as VeneerError {
+                    #expect(error.code == .failedPrecondition || error.code == .notFound, "\(error)")
+                    return false
+                }
+            }()
+            async let done: Bool = {
+                do {
+                    switch other {
+                    case 0: _ = try await snapshotter.commit(key: key, name: key + "-c", labels: [:])
+                    case 1: try await snapshotter.remove(key: key)
+                    default:
+                        _ = try await blockingOperation { () throws(VeneerError) in
+                            try snapshotter.liveMounts.mountBlocking(key: key, target: target, readonly: false)
+                        }
+                    }
+                    return true
+                } catch let error as VeneerError {
+                    #expect(error.code == .failedPrecondition, "\(error)")
+                    return false
+                }
+            }()
+            let (applyWorked, otherWorked) = try await (applied, done)
+            #expect(applyWorked || otherWorked, "round \(round): both were refused")
+            switch other {
+            case 0 where otherWorked:
+                // Whatever the commit measured is what the committed layer holds.
+                let usage = try await snapshotter.usage(key: key + "-c")
+                let committed = try #require(snapshotter.store.record(key + "-c", in: .default)?.id)
+                let files = try FileManager.default.contentsOfDirectory(atPath: snapshotter.layout.fsDirectory(committed))
+                #expect(files.count == (applyWorked ? 40 : 0), "round \(round)")
+                #expect((usage.inodes > 1) == applyWorked, "round \(round): \(usage)")
+            case 1 where otherWorked:
+                #expect(snapshotter.store.record(key, in: .default) == nil)
+                #expect(!FileManager.default.fileExists(atPath: snapshotter.layout.snapshotDirectory(id)))
+            case 2 where otherWorked:
+                // A layer applied to a mounted snapshot would change under its overlay.
+                let files = try FileManager.default.contentsOfDirectory(atPath: target)
+                #expect(files.count == (applyWorked ? 40 : 0), "round \(round)")
+                try await snapshotter.liveMounts.unmount(target: target, lazy: false)
+            default:
+                break
+            }
+        }
+        // Nothing is left in staging.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshotter.layout.staging).isEmpty)
+    }
 }
