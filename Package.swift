@@ -152,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "veneer",
             dependencies: [
-                "VeneerCore", "VeneerWire", "VeneerClient",
+                "VeneerCore", "VeneerWire", "VeneerClient", "VeneerOS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -137,6 +137,15 @@ enum RequestDecoding {
         return try Namespace(validating: value)
     }
 
+    /// The value of query parameter `name`, given at most once; nil when not given.
+    static func single(_ name: String, in query: [(String, String)]) throws(VeneerError) -> String? {
+        let values = query.filter { $0.0 == name }
+        guard values.count <= 1 else {
+            throw VeneerError.invalidArgument("give the \(name) query parameter at most once")
+        }
+        return values.first?.1
+    }
+
     /// Parses the query string strictly: each name must be in `allowed`; values are
     /// percent-decoded (`+` stays a plus sign).
     static func query(_ request: Request, allowed: Set<String>) throws -> [(String, String)] {

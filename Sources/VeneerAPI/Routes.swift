@@ -74,6 +74,11 @@ public enum API {
             return JSON.response(bytes: JSONWriter.mountList(try await snapshotter.mounts(key: key, in: namespace)))
         }
 
+        api.add(.put, "/v1/snapshots/{key}/layer") { request, context -> Response in
+            let key = try RequestDecoding.key(context)
+            return try JSON.response(try await LayerRoute.apply(request, key: key, snapshotter: snapshotter))
+        }
+
         api.add(.get, "/v1/snapshots/{key}/usage") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))

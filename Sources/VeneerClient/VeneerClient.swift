@@ -133,6 +133,62 @@ public struct VeneerClient: Sendable {
         try await call("GET", "/v1/status", expect: 200, as: StatusResponse.self)
     }
 
+    // MARK: - Layers
+
+    /// Applies an OCI layer to the active snapshot `key`, whose own layer must be empty.
+    /// `read` gives the layer's bytes a chunk at a time, an empty chunk at its end; they
+    /// are sent as they come (the request has no deadline of its own). `digest` and
+    /// `diffID`, when given, are what the daemon checks the layer against.
+    public func applyLayer(
+        _ key: String, compression: LayerCompression, digest: String? = nil, diffID: String? = nil,
+        read: @escaping @Sendable () async throws -> [UInt8]
+    ) async throws(VeneerError) -> LayerAppliedResponse {
+        var query: [String] = []
+        if let digest { query.append("digest=" + PathSegment.encode(digest)) }
+        if let diffID { query.append("diff_id=" + PathSegment.encode(diffID)) }
+        var path = Self.snapshotPath(key) + "/layer"
+        if !query.isEmpty { path += "?" + query.joined(separator: "&") }
+        path = scoped(path)
+        let response = try await send(
+            method: "PUT", path: path, streaming: .stream(Chunks(read: read), length: .unknown),
+            headers: [("Accept", "application/json"), ("Content-Type", LayerMediaType.name(of: compression))],
+            timeout: Self.streamTimeout)
+        try check(response, expect: 200, method: "PUT", path: path)
+        do {
+            return try JSONDecoder().decode(LayerAppliedResponse.self, from: Data(response.body))
+        } catch {
+            throw .internal(
+                "veneerd answered PUT \(path) with a body that is not a valid answer: \(Self.describe(decodingError: error)); "
+                    + "body: \(Self.excerpt(response.body))")
+        }
+    }
+
+    /// How long a request that streams a layer may take.
+    static let streamTimeout: TimeAmount = .hours(24)
+
+    /// The chunks of a layer as a request body.
+    struct Chunks: AsyncSequence, Sendable {
+        typealias Element = ByteBuffer
+        let read: @Sendable () async throws -> [UInt8]
+
+        struct AsyncIterator: AsyncIteratorProtocol {
+            let read: @Sendable () async throws -> [UInt8]
+            var ended = false
+
+            mutating func next() async throws -> ByteBuffer? {
+                guard !ended else { return nil }
+                let chunk = try await read()
+                if chunk.isEmpty {
+                    ended = true
+                    return nil
+                }
+                return ByteBuffer(bytes: chunk)
+            }
+        }
+
+        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(read: read) }
+    }
+
     // MARK: - Mounts made by the daemon
 
     /// Mounts the snapshot named in the request at its target directory. The daemon keeps
@@ -171,6 +227,15 @@ public struct VeneerClient: Sendable {
     public func send(
         method: String, path: String, body: [UInt8]? = nil, headers: [(String, String)] = []
     ) async throws(VeneerError) -> RawResponse {
+        try await send(
+            method: method, path: path, streaming: body.map { .bytes(ByteBuffer(bytes: $0)) }, headers: headers,
+            timeout: Self.requestTimeout)
+    }
+
+    private func send(
+        method: String, path: String, streaming body: HTTPClientRequest.Body?, headers: [(String, String)],
+        timeout: TimeAmount
+    ) async throws(VeneerError) -> RawResponse {
         if socketPath.isEmpty {
             throw .invalidArgument("the socket path is empty; give the path of veneerd's socket")
         }
@@ -189,11 +254,9 @@ public struct VeneerClient: Sendable {
         for (name, value) in headers {
             request.headers.add(name: name, value: value)
         }
-        if let body {
-            request.body = .bytes(ByteBuffer(bytes: body))
-        }
+        request.body = body
         do {
-            let response = try await httpClient.execute(request, timeout: Self.requestTimeout)
+            let response = try await httpClient.execute(request, timeout: timeout)
             let buffer = try await response.body.collect(upTo: Self.maxResponseBytes)
             return RawResponse(
                 status: Int(response.status.code),

@@ -27,6 +27,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var readTimeout: Int = 10
     /// Most client connections served at once.
     public var maxConnections: Int = 1024
+    /// Largest layer `PUT /v1/snapshots/{key}/layer` takes, in bytes (received, and
+    /// of its uncompressed tar); 0 for no limit.
+    public var maxLayerSize: Int64 = 0
+
+    /// The layer size limit as the snapshotter takes it: nil for none.
+    public var layerSizeLimit: Int64? { maxLayerSize > 0 ? maxLayerSize : nil }
 
     public init() {}
 
@@ -59,7 +65,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public static let maxRootBytes = 200
 
     static let knownSettings =
-        "root, socket, grpc_socket, log_level, max_depth, overlay_options, idle_timeout, read_timeout, max_connections"
+        "root, socket, grpc_socket, log_level, max_depth, overlay_options, idle_timeout, read_timeout, max_connections, max_layer_size"
 
     /// Settings that the file may hold; every field optional, unknown fields rejected.
     struct File: Decodable {
@@ -72,6 +78,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         var idle_timeout: Int?
         var read_timeout: Int?
         var max_connections: Int?
+        var max_layer_size: Int64?
     }
 
     /// Command-line values; nil where the flag was not given.
@@ -159,6 +166,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let seconds = file.idle_timeout { self.idleTimeout = seconds }
         if let seconds = file.read_timeout { self.readTimeout = seconds }
         if let count = file.max_connections { self.maxConnections = count }
+        if let bytes = file.max_layer_size { self.maxLayerSize = bytes }
     }
 
     static func parseLevel(_ text: String, source: String) throws(StartupError) -> Logger.Level {
@@ -201,6 +209,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if !Self.maxConnectionsRange.contains(maxConnections) {
             throw .configuration(
                 "max_connections \(maxConnections) is out of range; use \(Self.maxConnectionsRange.lowerBound) to \(Self.maxConnectionsRange.upperBound)")
+        }
+        if maxLayerSize < 0 {
+            throw .configuration("max_layer_size \(maxLayerSize) is negative; give bytes, or 0 for no limit")
         }
         for option in overlayOptions {
             let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

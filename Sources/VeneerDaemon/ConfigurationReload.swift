@@ -73,7 +73,7 @@ final class ConfigurationReload: Sendable {
 
     private func apply(_ new: DaemonConfiguration, to snapshotter: Snapshotter, trigger: String) -> ReloadResponse {
         logLevel.current = new.logLevel
-        snapshotter.apply(.init(maxDepth: new.maxDepth, overlayOptions: new.overlayOptions))
+        snapshotter.apply(.init(maxDepth: new.maxDepth, overlayOptions: new.overlayOptions, maxLayerSize: new.layerSizeLimit))
         connections.settings = new.connectionSettings
         Daemon.checkOpenFileLimit(maxConnections: new.maxConnections, logger: logger)
         var restartRequired: [String] = []
@@ -92,11 +92,11 @@ final class ConfigurationReload: Sendable {
                 "log_level": "\(new.logLevel.rawValue)", "max_depth": "\(new.maxDepth)",
                 "overlay_options": "\(new.overlayOptions.joined(separator: ","))",
                 "idle_timeout_s": "\(new.idleTimeout)", "read_timeout_s": "\(new.readTimeout)",
-                "max_connections": "\(new.maxConnections)",
+                "max_connections": "\(new.maxConnections)", "max_layer_size": "\(new.maxLayerSize)",
             ])
         return ReloadResponse(
             logLevel: new.logLevel.rawValue, maxDepth: new.maxDepth, overlayOptions: new.overlayOptions,
             idleTimeout: new.idleTimeout, readTimeout: new.readTimeout, maxConnections: new.maxConnections,
-            restartRequired: restartRequired)
+            maxLayerSize: new.maxLayerSize, restartRequired: restartRequired)
     }
 }

@@ -96,7 +96,7 @@ public struct Daemon: Sendable {
         do {
             snapshotter = try Snapshotter(
                 root: root, maxDepth: configuration.maxDepth, overlayOptions: configuration.overlayOptions,
-                logger: logger)
+                maxLayerSize: configuration.layerSizeLimit, logger: logger)
         } catch {
             throw .unusablePath("state root \(root) is unusable: \(error.message)")
         }

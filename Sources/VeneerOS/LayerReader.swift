@@ -7,13 +7,6 @@ import Glibc
 import Musl
 #endif
 
-/// How the bytes of a layer are compressed (the suffix of its media type).
-public enum LayerCompression: String, Sendable, CaseIterable {
-    case none
-    case gzip
-    case zstd
-}
-
 /// One entry of a layer's tar stream, as the tar has it: nothing is resolved or checked
 /// here (that is the applier's work).
 public struct LayerEntry: Sendable, Equatable {

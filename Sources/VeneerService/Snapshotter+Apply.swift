@@ -23,7 +23,8 @@ extension Snapshotter {
     /// and written to disk; on any failure the layer stays empty.
     ///
     /// `digest` and `diffID`, when given, must match what was received; `maxSize`
-    /// limits the bytes received and the bytes of the uncompressed tar.
+    /// (by default the `maxLayerSize` setting) limits the bytes received and the bytes
+    /// of the uncompressed tar.
     public func applyLayer(
         key: String, in namespace: Namespace = .default, compression: LayerCompression,
         digest expectedDigest: String? = nil, diffID expectedDiffID: String? = nil, maxSize: Int64? = nil,
@@ -55,6 +56,7 @@ extension Snapshotter {
             throw .failedPrecondition(
                 "snapshot \(quoted(key)) is mounted at \(mounts.map(\.target).joined(separator: ", ")); unmount it before applying a layer (layers must not change under a live overlay)")
         }
+        let maxSize = maxSize ?? maxLayerSize
         let staging = layout.staging + "/" + stagingName(prefix: "applying")
         defer { forgetStaging(staging) }
         let applied = try await blockingOperation { () throws(VeneerError) -> LayerApplied in

@@ -33,15 +33,20 @@ public final class Snapshotter: Sendable {
         public var maxDepth: Int
         /// Extra options appended to overlay mounts.
         public var overlayOptions: [String]
+        /// Largest layer that may be applied, in bytes received and in bytes of its
+        /// uncompressed tar; nil for no limit.
+        public var maxLayerSize: Int64?
 
-        public init(maxDepth: Int, overlayOptions: [String]) {
+        public init(maxDepth: Int, overlayOptions: [String], maxLayerSize: Int64? = nil) {
             self.maxDepth = maxDepth
             self.overlayOptions = overlayOptions
+            self.maxLayerSize = maxLayerSize
         }
     }
 
     public var maxDepth: Int { settings.withLock { $0.maxDepth } }
     public var overlayOptions: [String] { settings.withLock { $0.overlayOptions } }
+    public var maxLayerSize: Int64? { settings.withLock { $0.maxLayerSize } }
 
     /// Applies new settings; requests that start afterwards use them.
     public func apply(_ new: Settings) {
@@ -71,7 +76,8 @@ public final class Snapshotter: Sendable {
     /// Opens the store under `root` and prepares the directory layout. Does not clean up;
     /// call `cleanup()` once at startup.
     public init(
-        root: String, maxDepth: Int = Snapshotter.kernelMaxDepth, overlayOptions: [String] = [], logger: Logger
+        root: String, maxDepth: Int = Snapshotter.kernelMaxDepth, overlayOptions: [String] = [],
+        maxLayerSize: Int64? = nil, logger: Logger
     ) throws(VeneerError) {
         let layout = Layout(root: root)
         for dir in [layout.root, layout.snapshots, layout.staging, layout.trash] {
@@ -88,7 +94,7 @@ public final class Snapshotter: Sendable {
             throw .unavailable("cannot resolve the state root \(layout.root): \(error)")
         }
         self.store = try SnapshotStore(path: layout.database)
-        self.settings = Mutex(Settings(maxDepth: maxDepth, overlayOptions: overlayOptions))
+        self.settings = Mutex(Settings(maxDepth: maxDepth, overlayOptions: overlayOptions, maxLayerSize: maxLayerSize))
         self.logger = logger
     }
 

@@ -54,12 +54,14 @@ public struct ReloadResponse: Sendable, Equatable, Codable {
     /// Seconds.
     public var readTimeout: Int
     public var maxConnections: Int
+    /// Bytes; 0 for no limit.
+    public var maxLayerSize: Int64
     /// Names of settings (`root`, `socket`) whose new values wait for the next start.
     public var restartRequired: [String]
 
     public init(
         logLevel: String, maxDepth: Int, overlayOptions: [String], idleTimeout: Int, readTimeout: Int,
-        maxConnections: Int, restartRequired: [String]
+        maxConnections: Int, maxLayerSize: Int64 = 0, restartRequired: [String]
     ) {
         self.logLevel = logLevel
         self.maxDepth = maxDepth
@@ -67,6 +69,7 @@ public struct ReloadResponse: Sendable, Equatable, Codable {
         self.idleTimeout = idleTimeout
         self.readTimeout = readTimeout
         self.maxConnections = maxConnections
+        self.maxLayerSize = maxLayerSize
         self.restartRequired = restartRequired
     }
 
@@ -77,6 +80,7 @@ public struct ReloadResponse: Sendable, Equatable, Codable {
         case idleTimeout = "idle_timeout"
         case readTimeout = "read_timeout"
         case maxConnections = "max_connections"
+        case maxLayerSize = "max_layer_size"
         case restartRequired = "restart_required"
     }
 }
@@ -195,5 +199,35 @@ public struct OverlayFeatureReport: Sendable, Equatable, Codable {
         case newMountAPI = "new_mount_api"
         case redirectDir = "redirect_dir"
         case dType = "d_type"
+    }
+}
+
+/// Answer to `PUT /v1/snapshots/{key}/layer`: what the applied layer measured.
+public struct LayerAppliedResponse: Sendable, Equatable, Codable {
+    /// `sha256:` digest of the bytes received.
+    public var digest: String
+    /// `sha256:` digest of the uncompressed tar.
+    public var diffID: String
+    /// Bytes received.
+    public var size: Int64
+    /// Bytes of the uncompressed tar.
+    public var uncompressedSize: Int64
+    /// Entries of the tar.
+    public var entries: Int
+
+    public init(digest: String, diffID: String, size: Int64, uncompressedSize: Int64, entries: Int) {
+        self.digest = digest
+        self.diffID = diffID
+        self.size = size
+        self.uncompressedSize = uncompressedSize
+        self.entries = entries
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case digest
+        case diffID = "diff_id"
+        case size
+        case uncompressedSize = "uncompressed_size"
+        case entries
     }
 }

@@ -182,6 +182,29 @@ enum Format {
         ])
     }
 
+    static func applied(_ applied: LayerAppliedResponse, key: String) -> String {
+        fields([
+            ("Snapshot", key),
+            ("Digest", applied.digest),
+            ("Diff ID", applied.diffID),
+            ("Size", "\(size(applied.size)) (\(applied.size) bytes)"),
+            ("Uncompressed", "\(size(applied.uncompressedSize)) (\(applied.uncompressedSize) bytes)"),
+            ("Entries", String(applied.entries)),
+        ])
+    }
+
+    /// `KEY: 12.0 MiB of 40.0 MiB (30%), 8.1 MiB/s`.
+    static func progress(label: String, bytes: Int64, total: Int64?, seconds: Double) -> String {
+        var line = "\(label): \(size(bytes))"
+        if let total, total > 0 {
+            line += " of \(size(total)) (\(min(100, bytes * 100 / total))%)"
+        }
+        if seconds > 0 {
+            line += ", \(size(Int64(Double(bytes) / seconds)))/s"
+        }
+        return line
+    }
+
     static func cleanup(_ answer: CleanupResponse) -> String {
         fields([
             ("Removed", answer.removed == 1 ? "1 directory" : "\(answer.removed) directories"),

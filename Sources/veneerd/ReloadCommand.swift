@@ -32,7 +32,8 @@ struct ReloadCommand: AsyncParsableCommand {
             var line = "veneerd reloaded its configuration: log_level \(applied.logLevel), max_depth \(applied.maxDepth)"
             line += ", overlay_options [\(applied.overlayOptions.joined(separator: ","))]"
             line += ", idle_timeout \(applied.idleTimeout)s, read_timeout \(applied.readTimeout)s"
-            line += ", max_connections \(applied.maxConnections)\n"
+            line += ", max_connections \(applied.maxConnections)"
+            line += ", max_layer_size \(applied.maxLayerSize == 0 ? "off" : "\(applied.maxLayerSize)")\n"
             FileHandle.standardOutput.write(Data(line.utf8))
             if !applied.restartRequired.isEmpty {
                 let names = applied.restartRequired.joined(separator: " and ")

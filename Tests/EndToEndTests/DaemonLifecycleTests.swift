@@ -409,6 +409,11 @@ struct DaemonLifecycleTests {
             #expect(relativeResult.failedCleanly, "\(relativeResult)")
             #expect(relativeResult.stderr.contains("relative"), "\(relativeResult)")
 
+            let negative = try write("root = \"\(scratch)/r\"\nmax_layer_size = -1\n", "layer.toml")
+            let negativeResult = try await veneerd(["--config", negative, "--socket", socket])
+            #expect(negativeResult.failedCleanly, "\(negativeResult)")
+            #expect(negativeResult.stderr.contains("max_layer_size -1"), "\(negativeResult)")
+
             #expect(FileSystem.entryType(socket) == .missing)
             #expect(!FileManager.default.fileExists(atPath: scratch + "/r"), "a refused start created the root")
         }

@@ -259,7 +259,7 @@ import VeneerWire
                 }
             }
         }
-        #expect(withBody.count == 12)
+        #expect(withBody.count == 13)
         #expect(covered == withBody, "no example for \(withBody.subtracting(covered).sorted())")
     }
 

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import VeneerClient
+import VeneerCore
+import VeneerOS
+import VeneerWire
+
+struct ApplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Apply an OCI layer (a tar, plain, gzip or zstd) to an active snapshot whose own layer is empty.",
+        discussion: """
+            The layer is read from FILE, or from standard input when FILE is "-", and streamed to \
+            the daemon; its compression is told from its first bytes. All or nothing: when \
+            anything fails, the snapshot's layer stays empty. On a terminal, a progress line shows \
+            the bytes sent and the rate.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the active snapshot.") var key: String
+    @Argument(help: ArgumentHelp("The layer, or - for standard input.", valueName: "file")) var file: String
+    @Option(help: ArgumentHelp("Digest the layer must have (sha256:…).", valueName: "digest")) var digest: String?
+    @Option(name: .customLong("diff-id"), help: ArgumentHelp("Digest its uncompressed tar must have (sha256:…).", valueName: "digest"))
+    var diffID: String?
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let input = try LayerInput(path: file)
+            let progress = Progress(label: key, total: input.size)
+            let applied = try await global.client().applyLayer(
+                key, compression: input.compression, digest: digest, diffID: diffID,
+                read: { () throws(VeneerError) -> [UInt8] in
+                    let chunk = try input.read()
+                    progress.advance(chunk.count)
+                    return chunk
+                })
+            progress.finish()
+            try global.emit(applied, text: Format.applied(applied, key: key))
+        }
+    }
+}
+
+/// A layer read from a file or standard input, its first chunk read ahead to tell its
+/// compression.
+final class LayerInput: Sendable {
+    static let chunkSize = 1 << 20
+
+    private let handle: FileHandle
+    private let path: String
+    private let first: Mutex<[UInt8]?>
+    let compression: LayerCompression
+    /// Bytes in the file, when it is a regular file.
+    let size: Int64?
+
+    init(path: String) throws(VeneerError) {
+        self.path = path
+        if path == "-" {
+            handle = FileHandle.standardInput
+            size = nil
+        } else {
+            guard let opened = FileHandle(forReadingAtPath: path) else {
+                throw .invalidArgument("cannot open the layer \(path); name a readable file, or - for standard input")
+            }
+            handle = opened
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            size = (attributes?[.type] as? FileAttributeType) == .typeRegular
+                ? (attributes?[.size] as? NSNumber)?.int64Value : nil
+        }
+        let head = try Self.read(handle, path: path)
+        first = Mutex(head)
+        compression = try LayerMediaType.compression(startingWith: Array(head.prefix(8)))
+    }
+
+    /// The next chunk; empty at the end.
+    func read() throws(VeneerError) -> [UInt8] {
+        if let head = first.withLock({ value -> [UInt8]? in defer { value = nil }; return value }) {
+            return head
+        }
+        return try Self.read(handle, path: path)
+    }
+
+    private static func read(_ handle: FileHandle, path: String) throws(VeneerError) -> [UInt8] {
+        do {
+            return Array(try handle.read(upToCount: chunkSize) ?? Data())
+        } catch {
+            throw .invalidArgument("cannot read the layer \(path == "-" ? "from standard input" : path): \(error)")
+        }
+    }
+}
+
+/// A progress line on standard error, shown only when it is a terminal: bytes so far
+/// (of the total, when known) and the rate, redrawn at most five times a second.
+final class Progress: Sendable {
+    private struct State {
+        var bytes: Int64 = 0
+        var lastDrawn: UInt64 = 0
+    }
+
+    private let label: String
+    private let total: Int64?
+    private let enabled: Bool
+    private let started = DispatchTime.now().uptimeNanoseconds
+    private let state = Mutex(State())
+
+    init(label: String, total: Int64?, enabled: Bool = Terminal.isTerminal(2)) {
+        self.label = label
+        self.total = total
+        self.enabled = enabled
+    }
+
+    func advance(_ count: Int) {
+        guard enabled else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        let line = state.withLock { state -> String? in
+            state.bytes += Int64(count)
+            guard now - state.lastDrawn >= 200_000_000 || count == 0 else { return nil }
+            state.lastDrawn = now
+            return Format.progress(
+                label: label, bytes: state.bytes, total: total, seconds: Double(now - started) / 1e9)
+        }
+        if let line { FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8)) }
+    }
+
+    /// Clears the line.
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}
