@@ -79,6 +79,12 @@ public enum API {
             return try JSON.response(try await LayerRoute.apply(request, key: key, snapshotter: snapshotter))
         }
 
+        api.add(.get, "/v1/snapshots/{key}/changes") { request, context -> Response in
+            let key = try RequestDecoding.key(context)
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
+            return try JSON.response(ChangesResponse(changes: try await snapshotter.changes(key: key, in: namespace)))
+        }
+
         api.add(.get, "/v1/snapshots/{key}/usage") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))

@@ -163,6 +163,11 @@ public struct VeneerClient: Sendable {
         }
     }
 
+    /// The changes of the snapshot's own layer against its parent, sorted by path.
+    public func changes(_ key: String) async throws(VeneerError) -> [LayerChange] {
+        try await call("GET", scoped(Self.snapshotPath(key) + "/changes"), expect: 200, as: ChangesResponse.self).changes
+    }
+
     /// How long a request that streams a layer may take.
     static let streamTimeout: TimeAmount = .hours(24)
 

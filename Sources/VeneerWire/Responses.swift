@@ -231,3 +231,9 @@ public struct LayerAppliedResponse: Sendable, Equatable, Codable {
         case entries
     }
 }
+
+/// Answer to `GET /v1/snapshots/{key}/changes`.
+public struct ChangesResponse: Sendable, Equatable, Codable {
+    public var changes: [LayerChange]
+    public init(changes: [LayerChange]) { self.changes = changes }
+}

@@ -193,6 +193,13 @@ enum Format {
         ])
     }
 
+    /// `KIND      TYPE       PATH` lines; nothing when there are no changes.
+    static func changes(_ changes: [LayerChange]) -> String {
+        if changes.isEmpty { return "" }
+        let rows = changes.map { [$0.kind.rawValue, $0.type.rawValue, $0.path] }
+        return table(header: ["KIND", "TYPE", "PATH"], rows: rows)
+    }
+
     /// `KEY: 12.0 MiB of 40.0 MiB (30%), 8.1 MiB/s`.
     static func progress(label: String, bytes: Int64, total: Int64?, seconds: Double) -> String {
         var line = "\(label): \(size(bytes))"

@@ -41,6 +41,27 @@ struct ApplyCommand: AsyncParsableCommand {
     }
 }
 
+struct ChangesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "changes",
+        abstract: "List what a snapshot's own layer added, modified and deleted against its parent.",
+        discussion: """
+            One line per change, sorted by path: the kind (added, modified, deleted), the type of \
+            the entry (for a deletion, what the parent had) and the path. A deleted directory is \
+            one line; an added one is listed with everything in it.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the active or committed snapshot.") var key: String
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let changes = try await global.client().changes(key)
+            try global.emit(ChangesResponse(changes: changes), text: Format.changes(changes))
+        }
+    }
+}
+
 /// A layer read from a file or standard input, its first chunk read ahead to tell its
 /// compression.
 final class LayerInput: Sendable {

@@ -216,4 +216,46 @@ struct LayerRouteTests {
             #expect(try response.decoded(LayerAppliedResponse.self).entries == 2)
         }
     }
+
+    @Test("GET /v1/snapshots/{key}/changes lists what a mounted container changed, by path, and the CLI shows it")
+    func changes() async throws {
+        try await withMountCalls { daemon, api, mounts in
+            let layer = try Layers.tar(try Self.content(daemon.temp, name: "c", file: "base\n"), compression: .gzip)
+            try #require(try await api.prepare("base-w").status == 201)
+            try #require(try await api.applyLayer("base-w", layer).status == 200)
+            try #require(try await api.commit("base-w", name: "base").status == 201)
+            try #require(try await api.prepare("ctr", parent: "base").status == 201)
+            let target = try daemon.mountPoint()
+            try await mounts.mounted("ctr", at: target)
+            try Tree.write(target + "/etc/hostname", "changed\n")
+            try Tree.unlinkFile(target + "/link")
+            try Tree.makeDirectory(target + "/srv")
+            try Tree.write(target + "/srv/index.html", "hi")
+            // Listed while the snapshot is mounted.
+            let response = try await checked(
+                daemon, "GET", APIPath.snapshot("ctr") + "/changes", template: "/v1/snapshots/{key}/changes")
+            try #require(response.status == 200, "\(response.text)")
+            let changes = try response.decoded(ChangesResponse.self).changes
+            #expect(changes == [
+                LayerChange(path: "/etc/hostname", kind: .modified, type: .file),
+                LayerChange(path: "/link", kind: .deleted, type: .symlink),
+                LayerChange(path: "/srv", kind: .added, type: .directory),
+                LayerChange(path: "/srv/index.html", kind: .added, type: .file),
+            ])
+            let cli = CLITests()
+            let table = try await cli.succeeding(daemon, ["changes", "ctr"])
+            let lines = table.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+            #expect(lines == ["KIND TYPE PATH", "modified file /etc/hostname", "deleted symlink /link", "added directory /srv", "added file /srv/index.html"], "\(table)")
+            let json = try await cli.succeeding(daemon, ["changes", "ctr", "--json"])
+            #expect(try JSONDecoder().decode(ChangesResponse.self, from: Data(json.utf8)).changes == changes)
+            try await mounts.unmounted(target)
+
+            expectError(
+                try await checked(daemon, "GET", APIPath.snapshot("nope") + "/changes", template: "/v1/snapshots/{key}/changes"),
+                404, "not_found", mentioning: ["nope"])
+            let base = try await checked(daemon, "GET", APIPath.snapshot("base") + "/changes", template: "/v1/snapshots/{key}/changes")
+            // The base layer's tar has ./, ./etc, ./etc/hostname and ./link; its root is no change.
+            #expect(try base.decoded(ChangesResponse.self).changes.map(\.path) == ["/etc", "/etc/hostname", "/link"])
+        }
+    }
 }
