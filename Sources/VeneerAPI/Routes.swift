@@ -85,6 +85,14 @@ public enum API {
             return try JSON.response(ChangesResponse(changes: try await snapshotter.changes(key: key, in: namespace)))
         }
 
+        api.add(.post, "/v1/snapshots/{key}/revert") { request, context -> Response in
+            let key = try RequestDecoding.key(context)
+            let body = try await RequestDecoding.body(RevertRequest.self, from: request, what: "the revert request")
+            let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))
+            let reverted = try await snapshotter.revert(key: key, paths: body.paths, in: namespace)
+            return try JSON.response(RevertResponse(reverted: reverted))
+        }
+
         api.add(.get, "/v1/snapshots/{key}/usage") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))

@@ -168,6 +168,15 @@ public struct VeneerClient: Sendable {
         try await call("GET", scoped(Self.snapshotPath(key) + "/changes"), expect: 200, as: ChangesResponse.self).changes
     }
 
+    /// Reverts paths of an active snapshot that is not mounted to its parent's content;
+    /// returns those that had changes.
+    public func revert(_ key: String, paths: [String]) async throws(VeneerError) -> [String] {
+        try await call(
+            "POST", scoped(Self.snapshotPath(key) + "/revert"), body: encode(RevertRequest(paths: paths)), expect: 200,
+            as: RevertResponse.self
+        ).reverted
+    }
+
     /// How long a request that streams a layer may take.
     static let streamTimeout: TimeAmount = .hours(24)
 

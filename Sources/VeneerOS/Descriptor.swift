@@ -180,6 +180,12 @@ public final class Descriptor {
         _ = try at(name, directory ? "rmdir" : "unlink") { unlinkat(raw, $0, directory ? AT_REMOVEDIR : 0) }
     }
 
+    /// Moves the entry `name` to `path` (absolute, on the same file system; a name
+    /// nothing else uses): one rename, whatever `name` is.
+    public func move(_ name: [UInt8], to path: String) throws(SystemError) {
+        _ = try at(name, "rename") { renameat(raw, $0, AT_FDCWD, path) }
+    }
+
     /// Removes the entry `name` and, for a directory, everything in it, without
     /// following links and without leaving this directory's file system.
     public func removeTree(_ name: [UInt8]) throws(SystemError) {

@@ -84,7 +84,7 @@ extension Snapshotter {
     ) throws(VeneerError) -> LayerApplied {
         let key = record.key
         let dirs = layout.directories(record.id)
-        try refuseIfSomethingIsMountedInside(record)
+        try refuseIfLayerIsInUse(record, doing: "applying a layer")
         let target: Descriptor
         let lowers: [Descriptor]
         let stage: Descriptor

@@ -97,3 +97,21 @@ public struct MountRequest: Sendable, Equatable, Codable {
         readonly = try c.decodeOptional(Bool.self, forKey: .readonly, mustBe: "true or false", in: "the mount request")
     }
 }
+
+/// `POST /v1/snapshots/{key}/revert`
+public struct RevertRequest: Sendable, Equatable, Codable {
+    /// Absolute, normalized paths in the snapshot's root file system; `/` for all.
+    public var paths: [String]
+
+    public init(paths: [String]) {
+        self.paths = paths
+    }
+
+    enum CodingKeys: String, CodingKey { case paths }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownFields(["paths"], in: "the revert request")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        paths = try c.decode([String].self, forKey: .paths)
+    }
+}

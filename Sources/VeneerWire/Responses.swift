@@ -237,3 +237,10 @@ public struct ChangesResponse: Sendable, Equatable, Codable {
     public var changes: [LayerChange]
     public init(changes: [LayerChange]) { self.changes = changes }
 }
+
+/// Answer to `POST /v1/snapshots/{key}/revert`.
+public struct RevertResponse: Sendable, Equatable, Codable {
+    /// The paths that had changes, in the order asked.
+    public var reverted: [String]
+    public init(reverted: [String]) { self.reverted = reverted }
+}

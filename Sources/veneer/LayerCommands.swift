@@ -62,6 +62,32 @@ struct ChangesCommand: AsyncParsableCommand {
     }
 }
 
+struct RevertCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revert",
+        abstract: "Give paths of an active snapshot back their parent's content, undoing the snapshot's changes there.",
+        discussion: """
+            Afterwards each PATH, and everything below it, is as the parent has it; nothing else \
+            changes. The snapshot must not be mounted. "/" reverts everything. Prints the paths \
+            that had changes.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the active snapshot.") var key: String
+    @Argument(help: "Absolute paths in the snapshot, such as /etc/passwd.") var paths: [String]
+
+    func validate() throws {
+        if paths.isEmpty { throw ValidationError("name at least one path to revert") }
+    }
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let reverted = try await global.client().revert(key, paths: paths)
+            try global.emit(RevertResponse(reverted: reverted), text: reverted.joined(separator: "\n"))
+        }
+    }
+}
+
 /// A layer read from a file or standard input, its first chunk read ahead to tell its
 /// compression.
 final class LayerInput: Sendable {

@@ -258,4 +258,44 @@ struct LayerRouteTests {
             #expect(try base.decoded(ChangesResponse.self).changes.map(\.path) == ["/etc", "/etc/hostname", "/link"])
         }
     }
+
+    @Test("POST /v1/snapshots/{key}/revert gives paths back the parent's content, refuses a mounted snapshot, and the CLI does the same")
+    func revert() async throws {
+        try await withMountCalls { daemon, api, mounts in
+            let layer = try Layers.tar(try Self.content(daemon.temp, name: "c", file: "base\n"), compression: .gzip)
+            try #require(try await api.prepare("base-w").status == 201)
+            try #require(try await api.applyLayer("base-w", layer).status == 200)
+            try #require(try await api.commit("base-w", name: "base").status == 201)
+            try #require(try await api.prepare("ctr", parent: "base").status == 201)
+            let target = try daemon.mountPoint()
+            try await mounts.mounted("ctr", at: target)
+            try Tree.write(target + "/etc/hostname", "changed\n")
+            try Tree.write(target + "/added", "a")
+            let path = APIPath.snapshot("ctr") + "/revert"
+            let template = "/v1/snapshots/{key}/revert"
+            let body = try encodeJSON(RevertRequest(paths: ["/etc/hostname"]))
+            expectError(
+                try await checked(daemon, "POST", path, template: template, body: body), 409, "failed_precondition",
+                mentioning: ["mounted", target])
+            try await mounts.unmounted(target)
+
+            for bad in [#"{"paths":["etc"]}"#, #"{"paths":[]}"#, #"{"paths":["/a/../b"]}"#, #"{"path":["/a"]}"#, #"{"paths":"/a"}"#] {
+                expectError(try await checked(daemon, "POST", path, template: template, body: utf8Bytes(bad)), 400, "invalid_argument")
+            }
+            let response = try await checked(daemon, "POST", path, template: template, body: body)
+            try #require(response.status == 200, "\(response.text)")
+            #expect(try response.decoded(RevertResponse.self).reverted == ["/etc/hostname"])
+            #expect(try await daemon.client.changes("ctr") == [LayerChange(path: "/added", kind: .added, type: .file)])
+
+            let cli = CLITests()
+            #expect(try await cli.succeeding(daemon, ["revert", "ctr", "/added", "/etc"]) == "/added\n")
+            #expect(try await daemon.client.changes("ctr").isEmpty)
+            try await mounts.mounted("ctr", at: target)
+            #expect(try Tree.read(target + "/etc/hostname") == "base\n")
+            #expect(!Tree.exists(target + "/added"))
+            try await mounts.unmounted(target)
+            let committed = try await cli.veneer(daemon, ["revert", "base", "/etc"])
+            #expect(committed.failedCleanly && committed.stderr.contains("failed_precondition"), "\(committed)")
+        }
+    }
 }

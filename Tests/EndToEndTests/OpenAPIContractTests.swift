@@ -259,7 +259,7 @@ import VeneerWire
                 }
             }
         }
-        #expect(withBody.count == 14)
+        #expect(withBody.count == 15)
         #expect(covered == withBody, "no example for \(withBody.subtracting(covered).sorted())")
     }
 
