@@ -226,6 +226,15 @@ public final class Descriptor {
     }
 
     /// Writes all of `bytes` at `offset`.
+    /// Reads from the current offset into `buffer`; 0 at the end.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
+        while true {
+            let count = Glibc.read(raw, buffer.baseAddress, buffer.count)
+            if count >= 0 { return count }
+            if errno != EINTR { throw .last("read", "fd \(raw)") }
+        }
+    }
+
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(SystemError) {
         var done = 0
         while done < bytes.count {

@@ -43,6 +43,25 @@ public struct LayerEntry: Sendable, Equatable {
         }
     }
 
+    public init(
+        index: Int = 0, path: [UInt8], type: FileType, linkTarget: [UInt8]? = nil, permissions: UInt32, uid: UInt32,
+        gid: UInt32, modified: Timestamp, size: Int64 = 0, deviceMajor: UInt32 = 0, deviceMinor: UInt32 = 0,
+        xattrs: [ExtendedAttribute] = []
+    ) {
+        self.index = index
+        self.path = path
+        self.type = type
+        self.linkTarget = linkTarget
+        self.permissions = permissions
+        self.uid = uid
+        self.gid = gid
+        self.modified = modified
+        self.size = size
+        self.deviceMajor = deviceMajor
+        self.deviceMinor = deviceMinor
+        self.xattrs = xattrs
+    }
+
     /// The name as text for messages (invalid UTF-8 shown with replacement characters).
     public var displayPath: String { String(decoding: path, as: UTF8.self) }
 }

@@ -60,7 +60,7 @@ extension Snapshotter {
     func claimShared(_ record: SnapshotRecord, doing what: String) throws(VeneerError) {
         guard claims.claimShared(record.id) else {
             throw .failedPrecondition(
-                "a layer is being applied to snapshot \(quoted(record.key)); \(what) once that is done")
+                "snapshot \(quoted(record.key)) is busy: a layer is being applied to it, its changes are being exported or its paths reverted; \(what) once that is done")
         }
     }
 
