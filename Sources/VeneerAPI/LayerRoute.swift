@@ -37,6 +37,37 @@ enum LayerRoute {
             uncompressedSize: applied.uncompressedSize, entries: applied.entries)
     }
 
+    /// `GET /v1/snapshots/{key}/diff`: the snapshot's changes as a layer, streamed.
+    /// Every check is done before the answer starts; a failure after that (a file that
+    /// cannot be read) ends the connection before the layer's end.
+    static func diff(_ request: Request, key: String, snapshotter: Snapshotter) async throws -> Response {
+        let query = try RequestDecoding.query(request, allowed: ["namespace", "compression"])
+        let namespace = try RequestDecoding.namespace(query)
+        let compression: LayerCompression
+        switch try RequestDecoding.single("compression", in: query) ?? "none" {
+        case "none": compression = .none
+        case "gzip": compression = .gzip
+        case "zstd": compression = .zstd
+        case let other:
+            throw VeneerError.invalidArgument("compression \(quoted(other)) is not known; use none, gzip or zstd")
+        }
+        let export = try await snapshotter.exportLayer(key: key, in: namespace, compression: compression)
+        let body = ResponseBody { writer in
+            let sink = BlockingSink()
+            export.start(into: sink)
+            do {
+                while let chunk = try await sink.next() {
+                    try await writer.write(ByteBuffer(bytes: chunk))
+                }
+            } catch {
+                sink.cancel()
+                throw error
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: export.mediaType], body: body)
+    }
+
     /// The compression that the request's `Content-Type` names; 415 for anything but a
     /// layer's media type.
     static func compression(of contentType: String?) throws(APIError) -> LayerCompression {

@@ -79,6 +79,11 @@ public enum API {
             return try JSON.response(try await LayerRoute.apply(request, key: key, snapshotter: snapshotter))
         }
 
+        api.add(.get, "/v1/snapshots/{key}/diff") { request, context -> Response in
+            let key = try RequestDecoding.key(context)
+            return try await LayerRoute.diff(request, key: key, snapshotter: snapshotter)
+        }
+
         api.add(.get, "/v1/snapshots/{key}/changes") { request, context -> Response in
             let key = try RequestDecoding.key(context)
             let namespace = try RequestDecoding.namespace(RequestDecoding.query(request, allowed: ["namespace"]))

@@ -177,6 +177,49 @@ public struct VeneerClient: Sendable {
         ).reverted
     }
 
+    /// Exports the snapshot's own changes as an OCI layer of `compression`, handing its
+    /// bytes to `write` as they arrive. Returns the layer's media type.
+    public func exportLayer(
+        _ key: String, compression: LayerCompression, write: @Sendable ([UInt8]) async throws -> Void
+    ) async throws(VeneerError) -> String {
+        let path = scoped(Self.snapshotPath(key) + "/diff?compression=" + compression.rawValue)
+        guard let url = URL(httpURLWithSocketPath: socketPath, uri: path) else {
+            throw .invalidArgument("cannot form a request URL from socket path \(quoted(socketPath)) and path \(quoted(path))")
+        }
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .GET
+        let response: HTTPClientResponse
+        do {
+            response = try await httpClient.execute(request, timeout: Self.streamTimeout)
+        } catch {
+            throw transportError(error, method: "GET", path: path)
+        }
+        guard response.status.code == 200 else {
+            let body: ByteBuffer
+            do {
+                body = try await response.body.collect(upTo: Self.maxResponseBytes)
+            } catch {
+                throw transportError(error, method: "GET", path: path)
+            }
+            let raw = RawResponse(
+                status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
+                body: Array(body.readableBytesView))
+            try check(raw, expect: 200, method: "GET", path: path)
+            throw .internal("veneerd answered GET \(path) with status \(response.status.code)")
+        }
+        do {
+            for try await buffer in response.body {
+                try await write(Array(buffer.readableBytesView))
+            }
+        } catch let error as VeneerError {
+            throw error
+        } catch {
+            throw .unavailable(
+                "the layer of snapshot \(quoted(key)) was cut short: \(error); veneerd's log says why (the layer is not complete)")
+        }
+        return response.headers.first(name: "Content-Type") ?? LayerMediaType.name(of: compression)
+    }
+
     /// How long a request that streams a layer may take.
     static let streamTimeout: TimeAmount = .hours(24)
 

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 import VeneerCore
 import VeneerOS
@@ -48,6 +49,25 @@ public final class LayerExport: Sendable {
             throw Snapshotter.mapped(error, doing: "cannot export snapshot \(quoted(key))")
         } catch {
             throw .internal("cannot export snapshot \(quoted(key)): \(error)", cause: error)
+        }
+    }
+
+    /// Writes the layer into `sink` on a thread of its own and ends the sink with the
+    /// outcome: a reader that cancels the sink stops the writing.
+    public func start(into sink: BlockingSink) {
+        DispatchQueue.global(qos: .userInitiated).async {
+            do throws(VeneerError) {
+                let entries = try self.write { bytes in try sink.put(Array(bytes)) }
+                self.snapshotter.logger.info(
+                    "exported a layer",
+                    metadata: ["namespace": "\(self.record.namespace)", "snapshot.key": "\(self.record.key)", "entries": "\(entries)"])
+                sink.finish()
+            } catch {
+                self.snapshotter.logger.warning(
+                    "a layer export ended early",
+                    metadata: ["namespace": "\(self.record.namespace)", "snapshot.key": "\(self.record.key)", "error": "\(error.message)"])
+                sink.finish(error)
+            }
         }
     }
 

@@ -88,6 +88,107 @@ struct RevertCommand: AsyncParsableCommand {
     }
 }
 
+struct DiffCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Export a snapshot's own changes against its parent as an OCI layer.",
+        discussion: """
+            Writes the layer (a PAX tar; gzip or zstd with --compression) to FILE, or to standard \
+            output when it is not a terminal. FILE appears only once the whole layer is in: an \
+            interrupted export leaves nothing behind. The same snapshot gives the same bytes \
+            every time. For a committed snapshot, or an active one not mounted read-write.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Key of the snapshot.") var key: String
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write the layer to this file.", valueName: "file"))
+    var output: String?
+    @Option(help: ArgumentHelp("none, gzip or zstd (default: none).", valueName: "compression"))
+    var compression: String = "none"
+
+    func validate() throws {
+        guard LayerCompression(rawValue: compression) != nil else {
+            throw ValidationError("--compression must be none, gzip or zstd, not \(quoted(compression))")
+        }
+        if output == nil, Terminal.isTerminal(1) {
+            throw ValidationError("standard output is a terminal; give -o FILE, or send the layer to a pipe or a file")
+        }
+    }
+
+    func run() async throws {
+        try await global.perform { () async throws(VeneerError) in
+            let compression = LayerCompression(rawValue: compression) ?? .none
+            let file = try LayerOutput(path: output)
+            let progress = Progress(label: key, total: nil, enabled: output != nil && Terminal.isTerminal(2))
+            do throws(VeneerError) {
+                _ = try await global.client().exportLayer(key, compression: compression) { chunk in
+                    try file.write(chunk)
+                    progress.advance(chunk.count)
+                }
+                progress.finish()
+                try file.commit()
+            } catch {
+                progress.finish()
+                file.discard()
+                throw error
+            }
+        }
+    }
+}
+
+/// Where an exported layer goes: standard output, or a file that is written beside its
+/// final name and renamed into place once complete.
+final class LayerOutput: Sendable {
+    private let handle: FileHandle
+    private let path: String?
+    private let partial: String?
+
+    init(path: String?) throws(VeneerError) {
+        self.path = path
+        guard let path else {
+            handle = FileHandle.standardOutput
+            partial = nil
+            return
+        }
+        let partial = path + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
+        guard FileManager.default.createFile(atPath: partial, contents: nil),
+            let handle = FileHandle(forWritingAtPath: partial)
+        else {
+            throw .invalidArgument("cannot write \(path): cannot create \(partial); check the directory")
+        }
+        self.handle = handle
+        self.partial = partial
+    }
+
+    func write(_ bytes: [UInt8]) throws(VeneerError) {
+        do {
+            try handle.write(contentsOf: bytes)
+        } catch {
+            throw .unavailable("cannot write the layer to \(path ?? "standard output"): \(error)")
+        }
+    }
+
+    /// Puts the file in place, on disk.
+    func commit() throws(VeneerError) {
+        guard let path, let partial else { return }
+        do {
+            try handle.synchronize()
+            try handle.close()
+            // One rename: the file at `path`, if any, is replaced whole.
+            try FileSystem.rename(partial, to: path)
+        } catch {
+            discard()
+            throw .unavailable("cannot write the layer to \(path): \(error)")
+        }
+    }
+
+    func discard() {
+        guard let partial else { return }
+        try? handle.close()
+        try? FileManager.default.removeItem(atPath: partial)
+    }
+}
+
 /// A layer read from a file or standard input, its first chunk read ahead to tell its
 /// compression.
 final class LayerInput: Sendable {

@@ -15,17 +15,18 @@ let apiContract = Result { try OpenAPIContract() }
 func expectFollowsContract(
     _ response: RawResponse, method: String, path: String, sourceLocation: SourceLocation = #_sourceLocation
 ) {
+    let type = response.header("Content-Type") ?? "(none)"
     do {
         try apiContract.get().check(
-            method: method, pathTemplate: path, status: response.status, body: response.body)
+            method: method, pathTemplate: path, status: response.status, body: response.body, contentType: type)
     } catch {
         Issue.record(error, sourceLocation: sourceLocation)
     }
     if !response.body.isEmpty {
-        let type = response.header("Content-Type") ?? "(none)"
+        let binary = (try? apiContract.get().binaryMediaTypes(method: method, pathTemplate: path, status: response.status)) ?? []
         #expect(
-            type.hasPrefix("application/json"), "\(method) \(path) answered a body with Content-Type \(type)",
-            sourceLocation: sourceLocation)
+            type.hasPrefix("application/json") || binary.contains(OpenAPIContract.mediaType(of: type)),
+            "\(method) \(path) answered a body with Content-Type \(type)", sourceLocation: sourceLocation)
     }
 }
 

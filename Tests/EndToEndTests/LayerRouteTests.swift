@@ -298,4 +298,71 @@ struct LayerRouteTests {
             #expect(committed.failedCleanly && committed.stderr.contains("failed_precondition"), "\(committed)")
         }
     }
+
+    @Test("GET /v1/snapshots/{key}/diff streams the changes as a layer that applies to the same changes, the same bytes twice; veneer diff writes it")
+    func diff() async throws {
+        try await withMountCalls { daemon, api, mounts in
+            let layer = try Layers.tar(try Self.content(daemon.temp, name: "c", file: "base\n"), compression: .gzip)
+            try #require(try await api.prepare("base-w").status == 201)
+            try #require(try await api.applyLayer("base-w", layer).status == 200)
+            try #require(try await api.commit("base-w", name: "base").status == 201)
+            try #require(try await api.prepare("ctr", parent: "base").status == 201)
+            let target = try daemon.mountPoint()
+            try await mounts.mounted("ctr", at: target)
+            try Tree.write(target + "/etc/hostname", "changed\n")
+            try Tree.unlinkFile(target + "/link")
+            var random = SplitMix64(seed: 5)
+            try Tree.write(target + "/big", bytes: (0..<3_000_000).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+            let template = "/v1/snapshots/{key}/diff"
+            expectError(
+                try await checked(daemon, "GET", APIPath.snapshot("ctr") + "/diff", template: template), 409,
+                "failed_precondition", mentioning: ["read-write"])
+            try await mounts.unmounted(target)
+
+            var exported: [LayerCompression: [UInt8]] = [:]
+            for compression in LayerCompression.allCases {
+                let path = APIPath.snapshot("ctr") + "/diff?compression=" + compression.rawValue
+                let first = try await checked(daemon, "GET", path, template: template)
+                try #require(first.status == 200, "\(first.text)")
+                #expect(first.header("Content-Type") == LayerMediaType.name(of: compression))
+                let second = try await checked(daemon, "GET", path, template: template)
+                #expect(second.body == first.body, "\(compression): two exports differ")
+                exported[compression] = first.body
+            }
+            let tar = try #require(exported[LayerCompression.none])
+            #expect(tar.count > 3_000_000)
+            // Applied onto the same parent: the same changes, and the same diff ID.
+            let diffID = try Layers.sha256(tar, in: daemon.temp.path)
+            for compression in LayerCompression.allCases {
+                let key = "copy-\(compression)"
+                try #require(try await api.prepare(key, parent: "base").status == 201)
+                let applied = try await api.applyLayer(
+                    key, try #require(exported[compression]), mediaType: LayerMediaType.name(of: compression),
+                    query: "diff_id=" + diffID)
+                #expect(applied.status == 200, "\(compression): \(applied.text)")
+                #expect(try await daemon.client.changes(key) == (try await daemon.client.changes("ctr")))
+            }
+
+            // The CLI writes the same bytes to a file, or to a pipe.
+            let cli = CLITests()
+            let file = daemon.temp.path + "/out.tar.zst"
+            _ = try await cli.succeeding(daemon, ["diff", "ctr", "-o", file, "--compression", "zstd"])
+            #expect(Array(try Data(contentsOf: URL(fileURLWithPath: file))) == exported[.zstd])
+            let piped = try await runTool(
+                "/bin/sh", ["-c", "\"$0\" --socket \"$1\" diff ctr | sha256sum", BuildProducts.veneer, daemon.socket])
+            #expect(piped.succeeded && piped.stdout.hasPrefix(String(diffID.dropFirst("sha256:".count))), "\(piped)")
+            let missing = try await cli.veneer(daemon, ["diff", "nope", "-o", daemon.temp.path + "/nope.tar"])
+            #expect(missing.failedCleanly && missing.stderr.contains("not_found"), "\(missing)")
+            #expect(!Tree.exists(daemon.temp.path + "/nope.tar"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: daemon.temp.path).allSatisfy { !$0.contains(".partial-") })
+
+            try #require(try await api.prepare("view", parent: "base", kind: .view).status == 201)
+            expectError(
+                try await checked(daemon, "GET", APIPath.snapshot("view") + "/diff", template: template), 409,
+                "failed_precondition", mentioning: ["view"])
+            expectError(
+                try await checked(daemon, "GET", APIPath.snapshot("ctr") + "/diff?compression=xz", template: template), 400,
+                "invalid_argument", mentioning: ["xz"])
+        }
+    }
 }

@@ -110,7 +110,10 @@ struct OpenAPIContract: Sendable {
     /// Checks one answer. `pathTemplate` is a path of the contract such as
     /// `/v1/snapshots/{key}`; a concrete path such as `/v1/snapshots/a%2Fb` is matched
     /// against the templates too, and a query string is ignored.
-    func check(method: String, pathTemplate: String, status: Int, body: [UInt8]) throws {
+    /// `contentType`, when given, is the answer's `Content-Type`: a body of a media type
+    /// that the contract documents without a schema (a layer) passes whatever it holds;
+    /// any other media type is held to the documented JSON.
+    func check(method: String, pathTemplate: String, status: Int, body: [UInt8], contentType: String? = nil) throws {
         let request = "\(method.uppercased()) \(pathTemplate)"
         let fail = { (messages: [String]) in
             Violations(request: request, status: status, messages: messages, body: Self.preview(body))
@@ -146,6 +149,12 @@ struct OpenAPIContract: Sendable {
             if status == 204 && !content.isEmpty {
                 messages.append("the contract documents a body for status 204, which cannot have one")
             }
+        } else if let mediaType = contentType.map({ Self.mediaType(of: $0) }), !mediaType.hasSuffix("json"),
+            case .object(let documentedMedia)? = content[mediaType]
+        {
+            if documentedMedia["schema"] != nil {
+                messages.append("the checker cannot hold a \(mediaType) body to a schema")
+            }
         } else {
             guard let media = content["application/json"] ?? content.first(where: { $0.key.hasSuffix("json") })?.value
             else {
@@ -167,6 +176,20 @@ struct OpenAPIContract: Sendable {
         if !messages.isEmpty {
             throw fail(messages)
         }
+    }
+
+    /// A `Content-Type` value without its parameters, in lowercase.
+    static func mediaType(of contentType: String) -> String {
+        (contentType.split(separator: ";", maxSplits: 1).first ?? "").trimmingCharacters(in: .whitespaces).lowercased()
+    }
+
+    /// The media types the contract documents for an answer of `status`, without JSON.
+    func binaryMediaTypes(method: String, pathTemplate: String, status: Int) -> [String] {
+        guard let (_, operation) = self.operation(method: method, path: pathTemplate),
+            case .object(let responses)? = operation["responses"], let documented = responses[String(status)],
+            let response = try? resolved(documented), case .object(let content)? = response["content"]
+        else { return [] }
+        return content.keys.filter { !$0.hasSuffix("json") }.sorted()
     }
 
     /// The violations of the JSON `body` against the schema `ref` points to (such as

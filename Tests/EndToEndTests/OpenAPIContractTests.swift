@@ -243,7 +243,8 @@ import VeneerWire
                 Issue.record("example \(example.name) of \(example.method) \(example.pathTemplate) \(example.status): \(error)")
             }
         }
-        // Every operation whose success answer has a body shows an example of it.
+        // Every operation whose success answer has a JSON body shows an example of it (a
+        // layer, the other kind of body, has none).
         let covered = Set(examples.filter { $0.status < 300 }.map { "\($0.method) \($0.pathTemplate)" })
         var withBody: Set<String> = []
         guard case .object(let paths)? = contract.document["paths"] else {
@@ -254,9 +255,12 @@ import VeneerWire
             guard case .object(let operations) = item else { continue }
             for (method, operation) in operations {
                 guard case .object(let responses)? = operation["responses"] else { continue }
-                if responses.keys.contains(where: { $0.hasPrefix("2") && $0 != "204" }) {
-                    withBody.insert("\(method.uppercased()) \(template)")
+                let jsonSuccess = responses.contains { status, response in
+                    guard status.hasPrefix("2"), status != "204" else { return false }
+                    guard case .object(let fields) = response, case .object(let content)? = fields["content"] else { return true }
+                    return content.keys.contains { $0.hasSuffix("json") }
                 }
+                if jsonSuccess { withBody.insert("\(method.uppercased()) \(template)") }
             }
         }
         #expect(withBody.count == 15)
