@@ -154,6 +154,7 @@ let package = Package(
             dependencies: [
                 "VeneerCore", "VeneerWire", "VeneerClient", "VeneerOS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

@@ -23,7 +23,9 @@ struct NewSnapshotOptions: ParsableArguments {
     func run(_ kind: SnapshotKind, global: GlobalOptions) async throws {
         let labels = try LabelAssignment.dictionary(labels, option: "--label")
         try await global.perform { () async throws(VeneerError) in
-            let answer = try await global.client().prepare(
+            let client = global.client()
+            let parent = try await Self.resolve(parent, client: client)
+            let answer = try await client.prepare(
                 PrepareRequest(key: key, parent: parent, kind: kind, labels: labels.isEmpty ? nil : labels))
             try global.emit(
                 answer,
@@ -32,11 +34,29 @@ struct NewSnapshotOptions: ParsableArguments {
     }
 }
 
+extension NewSnapshotOptions {
+    /// The snapshot `parent` names: itself when a snapshot has that key, else the
+    /// committed snapshot that `veneer import` labelled with it as an image reference.
+    static func resolve(_ parent: String?, client: VeneerClient) async throws(VeneerError) -> String? {
+        guard let parent else { return nil }
+        do {
+            _ = try await client.stat(parent)
+            return parent
+        } catch where error.code == .notFound || error.code == .invalidArgument {
+            let label = ImportCommand.labelPrefix + parent
+            let escaped = label.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"")
+            let images = (try? await client.list(filters: ["kind==committed,labels.\"\(escaped)\""])) ?? []
+            guard let image = images.first else { return parent }
+            return image.key
+        }
+    }
+}
+
 struct PrepareCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prepare",
         abstract: "Create a writable (active) snapshot and print the mounts that give its file system.",
-        discussion: "Without PARENT the snapshot starts empty. The parent must be a committed snapshot.")
+        discussion: "Without PARENT the snapshot starts empty. The parent must be a committed snapshot, or the reference of an image `veneer import` imported.")
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var snapshot: NewSnapshotOptions

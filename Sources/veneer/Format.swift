@@ -291,7 +291,7 @@ enum Format {
 }
 
 extension String {
-    fileprivate func replacingAll(_ target: Character, with replacement: String) -> String {
+    func replacingAll(_ target: Character, with replacement: String) -> String {
         var out = ""
         for character in self {
             if character == target {

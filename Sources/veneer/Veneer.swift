@@ -19,7 +19,7 @@ struct Veneer: AsyncParsableCommand {
             PrepareCommand.self, ViewCommand.self, CommitCommand.self, RemoveCommand.self,
             ListCommand.self, InfoCommand.self, LabelCommand.self, MountsCommand.self,
             MountCommand.self, UnmountCommand.self, UsageCommand.self, CleanupCommand.self,
-            StatusCommand.self, ApplyCommand.self, DiffCommand.self, ChangesCommand.self, RevertCommand.self,
+            StatusCommand.self, ApplyCommand.self, DiffCommand.self, ChangesCommand.self, RevertCommand.self, ImportCommand.self,
         ]
     )
 
