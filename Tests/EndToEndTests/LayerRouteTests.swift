@@ -68,6 +68,19 @@ struct LayerRouteTests {
         return dir
     }
 
+    /// A committed `base` made by a layer of ``content(_:name:file:)`` ("base\n"), and
+    /// the active snapshot `ctr` on it mounted by the daemon at the target returned.
+    static func containerOnBase(_ daemon: Daemon, _ api: CheckedAPI, _ mounts: MountCalls) async throws -> String {
+        let layer = try Layers.tar(try content(daemon.temp, name: "c", file: "base\n"), compression: .gzip)
+        try #require(try await api.prepare("base-w").status == 201)
+        try #require(try await api.applyLayer("base-w", layer).status == 200)
+        try #require(try await api.commit("base-w", name: "base").status == 201)
+        try #require(try await api.prepare("ctr", parent: "base").status == 201)
+        let target = try daemon.mountPoint()
+        try await mounts.mounted("ctr", at: target)
+        return target
+    }
+
     @Test("a gzip and a zstd layer go in, answer their digests, and the daemon's mount shows them, the upper one over the lower")
     func appliesAndMounts() async throws {
         try await withMountCalls { daemon, api, mounts in
@@ -220,13 +233,7 @@ struct LayerRouteTests {
     @Test("GET /v1/snapshots/{key}/changes lists what a mounted container changed, by path, and the CLI shows it")
     func changes() async throws {
         try await withMountCalls { daemon, api, mounts in
-            let layer = try Layers.tar(try Self.content(daemon.temp, name: "c", file: "base\n"), compression: .gzip)
-            try #require(try await api.prepare("base-w").status == 201)
-            try #require(try await api.applyLayer("base-w", layer).status == 200)
-            try #require(try await api.commit("base-w", name: "base").status == 201)
-            try #require(try await api.prepare("ctr", parent: "base").status == 201)
-            let target = try daemon.mountPoint()
-            try await mounts.mounted("ctr", at: target)
+            let target = try await Self.containerOnBase(daemon, api, mounts)
             try Tree.write(target + "/etc/hostname", "changed\n")
             try Tree.unlinkFile(target + "/link")
             try Tree.makeDirectory(target + "/srv")
@@ -262,13 +269,7 @@ struct LayerRouteTests {
     @Test("POST /v1/snapshots/{key}/revert gives paths back the parent's content, refuses a mounted snapshot, and the CLI does the same")
     func revert() async throws {
         try await withMountCalls { daemon, api, mounts in
-            let layer = try Layers.tar(try Self.content(daemon.temp, name: "c", file: "base\n"), compression: .gzip)
-            try #require(try await api.prepare("base-w").status == 201)
-            try #require(try await api.applyLayer("base-w", layer).status == 200)
-            try #require(try await api.commit("base-w", name: "base").status == 201)
-            try #require(try await api.prepare("ctr", parent: "base").status == 201)
-            let target = try daemon.mountPoint()
-            try await mounts.mounted("ctr", at: target)
+            let target = try await Self.containerOnBase(daemon, api, mounts)
             try Tree.write(target + "/etc/hostname", "changed\n")
             try Tree.write(target + "/added", "a")
             let path = APIPath.snapshot("ctr") + "/revert"
@@ -302,13 +303,7 @@ struct LayerRouteTests {
     @Test("GET /v1/snapshots/{key}/diff streams the changes as a layer that applies to the same changes, the same bytes twice; veneer diff writes it")
     func diff() async throws {
         try await withMountCalls { daemon, api, mounts in
-            let layer = try Layers.tar(try Self.content(daemon.temp, name: "c", file: "base\n"), compression: .gzip)
-            try #require(try await api.prepare("base-w").status == 201)
-            try #require(try await api.applyLayer("base-w", layer).status == 200)
-            try #require(try await api.commit("base-w", name: "base").status == 201)
-            try #require(try await api.prepare("ctr", parent: "base").status == 201)
-            let target = try daemon.mountPoint()
-            try await mounts.mounted("ctr", at: target)
+            let target = try await Self.containerOnBase(daemon, api, mounts)
             try Tree.write(target + "/etc/hostname", "changed\n")
             try Tree.unlinkFile(target + "/link")
             var random = SplitMix64(seed: 5)

@@ -29,6 +29,22 @@ struct LayerChangesTests {
         return snapshotter
     }
 
+    /// Changes of every kind to the base's tree: a modified file, deletions of a file and
+    /// a directory, additions with a hard link, a symbolic link and a fifo, a directory's
+    /// own metadata, a directory deleted and made again.
+    static let changeScript = """
+        echo changed > etc/passwd
+        rm etc/hosts
+        rm -r var/lib
+        echo new > var/log/b
+        mkdir -p new/dir && echo n > new/dir/file && ln new/dir/file new/dir/link && ln -s file new/dir/sym
+        mkfifo new/fifo
+        chmod 0700 usr
+        echo two > usr/bin/tool
+        rm -r opt && mkdir opt && echo k2 > opt/keep && mkdir opt/sub
+
+        """
+
     static func run(_ script: String, in directory: String) throws {
         let run = try ProcessRun.run("/bin/sh", ["-ec", script], in: directory)
         guard run.succeeded else { throw TestFailure("\(script): \(run)") }
@@ -45,19 +61,7 @@ struct LayerChangesTests {
         let snapshotter = try await Self.base(tmp)
         #expect(try await snapshotter.changes(key: "w").isEmpty)
         try await Self.mountedAsync(snapshotter, tmp) { root in
-            try Self.run(
-                """
-                echo changed > etc/passwd
-                rm etc/hosts
-                rm -r var/lib
-                echo new > var/log/b
-                mkdir -p new/dir && echo n > new/dir/file && ln new/dir/file new/dir/link && ln -s file new/dir/sym
-                mkfifo new/fifo
-                chmod 0700 usr
-                echo two > usr/bin/tool
-                rm -r opt && mkdir opt && echo k2 > opt/keep && mkdir opt/sub
-                chown 7:7 srv
-                """, in: root)
+            try Self.run(Self.changeScript + "chown 7:7 srv\n", in: root)
         }
         let expected = [
             "modified file /etc/passwd",

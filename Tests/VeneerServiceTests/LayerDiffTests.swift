@@ -35,19 +35,7 @@ struct LayerDiffTests {
         defer { tmp.remove() }
         let snapshotter = try await C.base(tmp)
         try await C.mountedAsync(snapshotter, tmp) { root in
-            try C.run(
-                """
-                echo changed > etc/passwd
-                rm etc/hosts
-                rm -r var/lib
-                echo new > var/log/b
-                mkdir -p new/dir && echo n > new/dir/file && ln new/dir/file new/dir/link && ln -s file new/dir/sym
-                mkfifo new/fifo
-                chmod 0700 usr
-                echo two > usr/bin/tool
-                rm -r opt && mkdir opt && echo k2 > opt/keep && mkdir opt/sub
-                python3 -c "import os; os.setxattr('new/dir/file', 'user.note', b'hello')"
-                """, in: root)
+            try C.run(C.changeScript + "python3 -c \"import os; os.setxattr('new/dir/file', 'user.note', b'hello')\"\n", in: root)
         }
         let changes = try await snapshotter.changes(key: "w")
         let tar = try await Self.export(snapshotter, "w")
