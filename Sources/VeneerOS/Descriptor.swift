@@ -305,6 +305,22 @@ public final class Descriptor {
         return Array(value.prefix(read))
     }
 
+    /// The value of an extended attribute of the entry `name` (not followed if it is a
+    /// link), or nil when it has none of that name; the entry is not opened, so this
+    /// works for fifos and devices too.
+    public func extendedAttribute(_ attribute: String, of name: [UInt8]) throws(SystemError) -> [UInt8]? {
+        let text = Array("/proc/self/fd/\(raw)/".utf8) + (try Self.terminated(name, "getxattr"))
+        var value = [UInt8](repeating: 0, count: 4096)
+        let read = Self.withCString(text) { path in
+            value.withUnsafeMutableBytes { lgetxattr(path, attribute, $0.baseAddress, $0.count) }
+        }
+        if read < 0 {
+            if errno == ENODATA || errno == ENOTSUP { return nil }
+            throw .last("getxattr \(attribute)", Self.shown(name))
+        }
+        return Array(value.prefix(read))
+    }
+
     /// The names of this file's extended attributes.
     public func extendedAttributeNames() throws(SystemError) -> [String] {
         let size = flistxattr(raw, nil, 0)

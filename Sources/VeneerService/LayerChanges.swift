@@ -16,7 +16,9 @@ import VeneerOS
 /// - In an opaque directory (and below it), what the lower layers show and the layer
 ///   lacks is deleted.
 /// - A non-directory is added, or modified when the lower layers show something at its
-///   path. A file with several links is a `file` at its first path and a `hardlink` at
+///   path, unless it is a copy that changed nothing (``LowerLayers/isUnchangedCopy``).
+///   Entries that overlayfs's `redirect_dir` or `metacopy` made are refused. A file
+///   with several links is a `file` at its first path and a `hardlink` at
 ///   the others.
 struct LayerChanges {
     let lowers: LowerLayers
@@ -49,7 +51,9 @@ struct LayerChanges {
                 if let lower { record(childPath, .deleted, Self.type(of: lower)) }
                 continue
             }
+            try LowerLayers.refuseRedirects(directory, name, status, path: childPath)
             guard status.type == .directory else {
+                if lower != nil, try lowers.isUnchangedCopy(directory, name, status, at: childPath) { continue }
                 record(childPath, lower == nil ? .added : .modified, entryType(of: status))
                 continue
             }
@@ -82,6 +86,7 @@ struct LayerChanges {
         for name in try directory.entries().sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             guard let status = try directory.status(name), !status.isWhiteout else { continue }
             let childPath = path + [name]
+            try LowerLayers.refuseRedirects(directory, name, status, path: childPath)
             if status.type == .directory {
                 record(childPath, .added, .directory)
                 try addAll(try directory.openDirectory(name), path: childPath)
@@ -99,17 +104,7 @@ struct LayerChanges {
         }
         guard let (lowerParent, _) = try lowers.status(of: path), let name = path.last else { return false }
         let lowerDirectory = try lowerParent.openDirectory(name)
-        return try attributes(of: directory) != attributes(of: lowerDirectory)
-    }
-
-    /// Extended attributes but overlayfs's own, by name.
-    private func attributes(of directory: Descriptor) throws -> [String: [UInt8]] {
-        var attributes: [String: [UInt8]] = [:]
-        for name in try directory.extendedAttributeNames()
-        where !name.hasPrefix("trusted.overlay.") && !name.hasPrefix("user.overlay.") {
-            attributes[name] = try directory.extendedAttribute(name)
-        }
-        return attributes
+        return try LowerLayers.attributes(of: directory) != LowerLayers.attributes(of: lowerDirectory)
     }
 
     private mutating func entryType(of status: Descriptor.Status) -> LayerChange.EntryType {

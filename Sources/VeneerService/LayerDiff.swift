@@ -8,7 +8,9 @@ import VeneerOS
 /// Entries come sorted by name within each directory, parents first; the same layer
 /// gives the same entries, and so the same bytes.
 ///
-/// Hard links within the layer are written as links to the first name; sockets, which
+/// Copies that overlayfs made and that change nothing are left out, entries of
+/// `redirect_dir` or `metacopy` refused. Hard links within the layer are written as
+/// links to the first name; sockets, which
 /// tar cannot carry, are left out; extended attributes (but overlayfs's own) come with
 /// files and directories.
 struct LayerDiff {
@@ -43,7 +45,9 @@ struct LayerDiff {
                 }
                 continue
             }
+            try LowerLayers.refuseRedirects(directory, name, status, path: childPath)
             guard status.type == .directory else {
+                if lower != nil, try lowers.isUnchangedCopy(directory, name, status, at: childPath) { continue }
                 try emitPending()
                 try addNonDirectory(directory, name, childPath, status)
                 continue
@@ -78,6 +82,7 @@ struct LayerDiff {
         for name in try directory.entries().sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             guard let status = try directory.status(name), !status.isWhiteout else { continue }
             let childPath = path + [name]
+            try LowerLayers.refuseRedirects(directory, name, status, path: childPath)
             if status.type == .directory {
                 let child = try directory.openDirectory(name)
                 try addDirectory(child, childPath, status)

@@ -37,6 +37,8 @@ public final class LayerExport: Sendable {
             var diff = LayerDiff(lowers: lowers, writer: writer)
             try diff.write(root)
             return diff.entries
+        } catch let error as VeneerError {
+            throw error
         } catch let error as LayerWriteError {
             if let cause = error.sinkError {
                 throw .unavailable("the layer of snapshot \(quoted(key)) could not be sent: \(cause)")

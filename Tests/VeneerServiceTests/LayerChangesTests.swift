@@ -12,8 +12,8 @@ struct LayerChangesTests {
     typealias T = LayerApplierTests
 
     /// A committed base with a small tree, and an active snapshot `w` on it.
-    static func base(_ tmp: TemporaryDirectory) async throws -> Snapshotter {
-        let snapshotter = try tmp.snapshotter()
+    static func base(_ tmp: TemporaryDirectory, overlayOptions: [String] = []) async throws -> Snapshotter {
+        let snapshotter = try tmp.snapshotter(overlayOptions: overlayOptions)
         let tar = try T.tar(
             [
                 T.dir("etc"), T.file("etc/passwd", "root:x:0:0\n"), T.file("etc/hosts", "127.0.0.1\n"),
@@ -126,5 +126,43 @@ struct LayerChangesTests {
             try? await snapshotter.liveMounts.unmount(target: target, lazy: false)
             throw error
         }
+    }
+
+    @Test("copies overlayfs made that change nothing are no change, in the list and in the export")
+    func unchangedCopies() async throws {
+        let tmp = try TemporaryDirectory(prefix: "vn-svc-changes-c")
+        defer { tmp.remove() }
+        let snapshotter = try await Self.base(tmp)
+        try await Self.mountedAsync(snapshotter, tmp) { root in
+            // An open for writing, an owner set to what it was, a mode changed and put back.
+            try Self.run(
+                """
+                python3 -c "open('etc/hosts', 'r+').close()"
+                chown 0:0 etc/passwd
+                chmod 0600 var/log/a && chmod 0644 var/log/a
+                echo real > srv/file
+                """, in: root)
+        }
+        let upper = snapshotter.layout.fsDirectory(try #require(snapshotter.store.record("w", in: .default)?.id))
+        #expect(FileManager.default.fileExists(atPath: upper + "/etc/hosts"), "the open for writing copied the file up")
+        #expect(Self.text(try await snapshotter.changes(key: "w")) == ["modified file /srv/file"])
+        let tar = try await LayerDiffTests.export(snapshotter, "w")
+        #expect(try LayerDiffTests.names(tar) == ["srv/", "srv/file"])
+    }
+
+    @Test("a layer written with redirect_dir=on is refused with a clear error")
+    func redirects() async throws {
+        let tmp = try TemporaryDirectory(prefix: "vn-svc-changes-r")
+        defer { tmp.remove() }
+        let snapshotter = try await Self.base(tmp, overlayOptions: ["redirect_dir=on"])
+        try await Self.mountedAsync(snapshotter, tmp) { root in try Self.run("mv var/log var/logs", in: root) }
+        let error = await #expect(throws: VeneerError.self) { () async throws in
+            _ = try await snapshotter.changes(key: "w")
+        }
+        #expect(error?.code == .failedPrecondition && error?.message.contains("redirect_dir") == true, "\(String(describing: error))")
+        let exported = await #expect(throws: VeneerError.self) { () async throws in
+            _ = try await LayerDiffTests.export(snapshotter, "w")
+        }
+        #expect(exported?.code == .failedPrecondition, "\(String(describing: exported))")
     }
 }
