@@ -251,4 +251,76 @@ struct ApplyLayerTests {
         // Nothing is left in staging.
         #expect(try FileManager.default.contentsOfDirectory(atPath: snapshotter.layout.staging).isEmpty)
     }
+
+    /// A tar made by Python from `script`, which writes it to the path in argv[1].
+    static func pythonTar(_ script: String, in tmp: TemporaryDirectory) throws -> [UInt8] {
+        let path = tmp("made-\(UUID().uuidString).tar")
+        let run = try ProcessRun.run("/usr/bin/python3", ["-c", script, path])
+        guard run.succeeded else { throw TestFailure("python: \(run)") }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    @Test("a gzip bomb stops at max_layer_size, early, and leaves the layer empty")
+    func gzipBomb() async throws {
+        let tmp = try TemporaryDirectory(prefix: "vn-svc-apply-bomb")
+        defer { tmp.remove() }
+        let snapshotter = try tmp.snapshotter()
+        // 256 MiB of zeros in one file: about 250 kB compressed.
+        let bomb = try Self.pythonTar(
+            """
+            import gzip, io, sys, tarfile
+            class Zeros(io.RawIOBase):
+                def __init__(self, n): self.left = n
+                def readable(self): return True
+                def readinto(self, b):
+                    n = min(len(b), self.left); b[:n] = bytes(n); self.left -= n; return n
+            with gzip.open(sys.argv[1], "wb", compresslevel=9) as out, tarfile.open(fileobj=out, mode="w") as tar:
+                info = tarfile.TarInfo("zeros"); info.size = 256 << 20
+                tar.addfile(info, io.BufferedReader(Zeros(info.size)))
+            """, in: tmp)
+        #expect(bomb.count < 2_000_000)
+        _ = try await snapshotter.prepare(key: "w", parent: nil, kind: .active, labels: [:])
+        let error = await #expect(throws: VeneerError.self) { () async throws in
+            _ = try await snapshotter.applyLayer(key: "w", compression: .gzip, maxSize: 10 << 20, source: Self.source(bomb))
+        }
+        #expect(error?.code == .invalidArgument && error?.message.contains("max_layer_size") == true, "\(String(describing: error))")
+        let id = try #require(snapshotter.store.record("w", in: .default)?.id)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshotter.layout.fsDirectory(id)).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshotter.layout.staging).isEmpty)
+    }
+
+    @Test("100,000 entries and 4096-byte names go in whole")
+    func manyEntriesAndLongNames() async throws {
+        let tmp = try TemporaryDirectory(prefix: "vn-svc-apply-many")
+        defer { tmp.remove() }
+        let snapshotter = try tmp.snapshotter()
+        let tar = try Self.pythonTar(
+            """
+            import io, sys, tarfile
+            with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as tar:
+                for d in range(100):
+                    info = tarfile.TarInfo("d%03d" % d); info.type = tarfile.DIRTYPE; info.mode = 0o755; tar.addfile(info)
+                    for f in range(999):
+                        info = tarfile.TarInfo("d%03d/f%03d" % (d, f)); info.size = 1
+                        tar.addfile(info, io.BytesIO(b"x"))
+                # A name of 4096 bytes: 16 components of 254 bytes and one of 16, the
+                # directories first.
+                parts = ["p%02d" % i + "x" * 251 for i in range(16)]
+                for i in range(1, 17):
+                    info = tarfile.TarInfo("/".join(parts[:i])); info.type = tarfile.DIRTYPE; info.mode = 0o755
+                    tar.addfile(info)
+                name = "/".join(parts) + "/" + "e" * 16
+                assert len(name.encode()) == 4096, len(name.encode())
+                info = tarfile.TarInfo(name); info.size = 4; tar.addfile(info, io.BytesIO(b"deep"))
+            """, in: tmp)
+        _ = try await snapshotter.prepare(key: "w", parent: nil, kind: .active, labels: [:])
+        let applied = try await snapshotter.applyLayer(key: "w", compression: .none, source: Self.source(tar))
+        #expect(applied.entries == 100 + 99_900 + 17)
+        let root = snapshotter.layout.fsDirectory(try #require(snapshotter.store.record("w", in: .default)?.id))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/d042").count == 999)
+        let changes = try await snapshotter.changes(key: "w")
+        #expect(changes.count == applied.entries)
+        #expect(changes.last?.path.utf8.count == 4097)
+    }
 }
