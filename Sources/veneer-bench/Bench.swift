@@ -38,7 +38,7 @@ struct VeneerBench: ParsableCommand {
     @Option(help: "containerd binary for the containerd phase.")
     var containerd: String = "/usr/bin/containerd"
 
-    @Option(help: "Rounds of the containerd phase; its targets take turns in each.")
+    @Option(help: "Rounds of the containerd and layers phases; their targets take turns in each.")
     var rounds: Int = 3
 
     @Option(help: "Log level of the daemons the containerd phase starts (their logs stay in the scratch directory with --keep-logs).")
@@ -52,6 +52,15 @@ struct VeneerBench: ParsableCommand {
 
     /// Makes this run's keys unique, so runs can share one daemon.
     var runTag: String { "\(getpid())" }
+
+    @Option(help: "Files of the layers phase's layer.")
+    var layerFiles: Int = 20_000
+
+    @Option(help: "MiB of the layers phase's layer.")
+    var layerMib: Int = 200
+
+    @Option(help: "Files of the image the layers phase lists and exports 10 changes on.")
+    var imageFiles: Int = 100_000
 
     @Option(help: "Mounts per depth in the mounts phase.")
     var mountRuns: Int = 100
@@ -90,8 +99,17 @@ struct VeneerBench: ParsableCommand {
             if let root { try? FileManager.default.removeItem(atPath: root) }
         }
         print("veneer-bench: \(clients) clients, \(seconds) s per phase, socket \(socketPath)")
-        guard ["all", "api", "cycles", "stat", "list", "mounts"].contains(phase) else {
-            throw ValidationError("--phase must be api, cycles, stat, list, mounts or all")
+        guard ["all", "api", "cycles", "stat", "list", "mounts", "layers"].contains(phase) else {
+            throw ValidationError("--phase must be api, cycles, stat, list, mounts, layers, containerd or all")
+        }
+        if phase == "layers" {
+            let scratch = (root ?? (tmp + "/veneer-bench-layers.\(getpid())")) + "/layers"
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            try LayerBench(
+                socket: socketPath, scratch: scratch, rounds: rounds, files: layerFiles, megabytes: layerMib,
+                imageFiles: imageFiles, tag: runTag
+            ).run()
+            return
         }
         let api = ["all", "api"].contains(phase)
         if phase != "mounts" {

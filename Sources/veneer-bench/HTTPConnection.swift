@@ -1,3 +1,4 @@
+import Foundation
 import VeneerOS
 
 /// A minimal keep-alive HTTP/1.1 client over one Unix-socket connection. The
@@ -26,6 +27,20 @@ final class HTTPConnection {
         return try readResponse()
     }
 
+    /// A request whose body is the file at `path`, sent in 1 MiB pieces as it is read.
+    func upload(_ method: String, _ target: String, contentType: String, file path: String) throws -> Response {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw BenchError("cannot open \(path)") }
+        defer { try? handle.close() }
+        let size = try handle.seekToEnd()
+        try handle.seek(toOffset: 0)
+        let head = "\(method) \(target) HTTP/1.1\r\nHost: veneer\r\nContent-Type: \(contentType)\r\nContent-Length: \(size)\r\n\r\n"
+        try connection.writeAll(Array(head.utf8))
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            try connection.writeAll(Array(chunk))
+        }
+        return try readResponse()
+    }
+
     private func readResponse() throws -> Response {
         // Head.
         var headEnd: Int?
@@ -40,17 +55,44 @@ final class HTTPConnection {
         let parts = statusLine.split(separator: " ")
         guard parts.count >= 2, let status = Int(parts[1]) else { throw BenchError("bad status line \(statusLine)") }
         var length = 0
+        var chunked = false
         for line in lines.dropFirst() {
             let pair = line.split(separator: ":", maxSplits: 1)
             if pair.count == 2, pair[0].lowercased() == "content-length" {
                 length = Int(pair[1].trimmingSpaces) ?? 0
             }
+            if pair.count == 2, pair[0].lowercased() == "transfer-encoding", pair[1].lowercased().contains("chunked") {
+                chunked = true
+            }
+        }
+        if chunked {
+            buffer.removeFirst(end + 4)
+            return Response(status: status, body: try readChunks())
         }
         let bodyStart = end + 4
         while buffer.count < bodyStart + length { try fill() }
         let body = Array(buffer[bodyStart..<(bodyStart + length)])
         buffer.removeFirst(bodyStart + length)
         return Response(status: status, body: body)
+    }
+
+    /// A chunked body, to its last chunk (trailers are not expected).
+    private func readChunks() throws -> [UInt8] {
+        var body: [UInt8] = []
+        while true {
+            var lineEnd = Self.find(buffer, [13, 10])
+            while lineEnd == nil {
+                try fill()
+                lineEnd = Self.find(buffer, [13, 10])
+            }
+            guard let sizeEnd = lineEnd else { throw BenchError("bad chunk") }
+            let sizeText = String(decoding: buffer[..<sizeEnd], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText, radix: 16) else { throw BenchError("bad chunk size \(sizeText)") }
+            while buffer.count < sizeEnd + 2 + size + 2 { try fill() }
+            body += buffer[(sizeEnd + 2)..<(sizeEnd + 2 + size)]
+            buffer.removeFirst(sizeEnd + 2 + size + 2)
+            if size == 0 { return body }
+        }
     }
 
     private func fill() throws {
