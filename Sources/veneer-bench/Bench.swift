@@ -107,7 +107,9 @@ struct VeneerBench: ParsableCommand {
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             try LayerBench(
                 socket: socketPath, scratch: scratch, rounds: rounds, files: layerFiles, megabytes: layerMib,
-                imageFiles: imageFiles, tag: runTag
+                imageFiles: imageFiles, tag: runTag,
+                containerd: FileManager.default.isExecutableFile(atPath: containerd) ? containerd : nil,
+                cli: URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/veneer"
             ).run()
             return
         }
